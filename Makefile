@@ -1,0 +1,66 @@
+# rozitech-auth-rollout: `make demo` (sandbox + rollout + proof), `make test` (everything CI runs).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= 1
+STANDIN := tests/standins/auth_server
+SANDBOX := -i inventory/sandbox
+
+.PHONY: help venv images standin-deps demo demo-up demo-rollback demo-down lint unit molecule test clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt django_patch/pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e django_patch
+	@touch $@
+
+venv: $(VENV)/.installed ## Create the project venv (pinned tools, Python 3.11)
+
+images: ## Build the local systemd images (cached: seconds when present)
+	bash tests/sandbox/images/build.sh
+
+$(STANDIN)/node_modules/.package-lock.json: $(STANDIN)/package-lock.json
+	cd $(STANDIN) && npm ci --no-audit --no-fund --loglevel=error
+
+standin-deps: $(STANDIN)/node_modules/.package-lock.json ## npm ci for the auth server stand-in (its own tests)
+
+demo-up: venv images ## Start the sandbox containers and install the target app fixture
+	ansible-playbook $(SANDBOX) tests/sandbox/up.yml
+	ansible-playbook $(SANDBOX) tests/sandbox/fixture_app.yml
+
+demo: demo-up ## Sandbox + the whole rollout (playbooks/site.yml) + printed proof
+	ansible-playbook $(SANDBOX) playbooks/site.yml
+	$(BIN)/python tests/sandbox/proof.py
+
+demo-rollback: venv ## One-command rollback on the sandbox, then the proof that it happened
+	ansible-playbook $(SANDBOX) playbooks/rollback.yml
+	$(BIN)/python tests/sandbox/proof.py --expect-rolled-back
+
+demo-down: venv ## Remove the sandbox containers and network
+	ansible-playbook $(SANDBOX) tests/sandbox/down.yml
+
+lint: venv ## ansible-lint (production profile), yamllint, ruff
+	yamllint -s .
+	ansible-lint --profile production
+	ruff check .
+	ruff format --check .
+
+unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_state module)
+	cd django_patch && $(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/unit tests/standins
+
+molecule: venv images ## Molecule scenarios: remote_auth default, rollback
+	cd roles/remote_auth && molecule test -s default
+	cd tests && molecule test -s rollback
+
+test: lint unit molecule ## Everything CI runs (README's test command)
+
+clean: ## Remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,433 @@
+#!/usr/bin/python
+# Copyright: rozitech-auth-rollout contributors. GNU General Public License v3.0+.
+"""Ansible module: rollout-state records (backup/restore) on a managed host.
+
+Layout on the host (``state_dir``, default ``/var/lib/rozitech-rollout``, mode 0700)::
+
+    current                      text file: the id of the latest release (the rollback pointer)
+    releases/<id>/release.json   {"id", "created", "previous", "status", "items": [...]}
+    releases/<id>/files/<key>    byte-exact backup of a recorded file (mode 0600)
+
+A release is opened lazily by the first ``record_*`` call of a run, so a run that changes nothing
+writes nothing. Items are recorded once per release: the first record is the state before the release.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rollout_state
+short_description: Record what a rollout touches on a host, and restore it
+description:
+  - C(record_file) records a file's state (existed, sha256, mode, owner, group, byte-exact backup) before
+    a role changes it, once per release.
+  - C(record_venv) records a virtualenv's package set (C(pip freeze --all)).
+  - C(restore) puts recorded items back in reverse order (files byte for byte, absent files removed,
+    package sets reconciled) for the latest release or every release back to O(release).
+  - C(prune) keeps the newest O(retention) releases (by their recorded creation time) and the current one.
+  - C(info) reports the pointer and the releases.
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [record_file, record_venv, restore, prune, info]
+  state_dir:
+    description: Where records live on the host.
+    type: path
+    default: /var/lib/rozitech-rollout
+  release:
+    description:
+      - For C(record_*), the id of this run's release (letters, digits, C(.-_T:Z)).
+      - For C(restore), the release to go back before; omitted means the current one.
+    type: str
+  path:
+    description: File path for C(record_file); virtualenv root for C(record_venv).
+    type: path
+  component:
+    description: Label of the role that recorded the item (reported by C(restore)).
+    type: str
+    default: unknown
+  sensitive:
+    description: Never return the file content in a diff (secrets).
+    type: bool
+    default: false
+  missing_ok:
+    description: For C(restore) of a named O(release) that this host never recorded, report instead of failing.
+    type: bool
+    default: false
+  retention:
+    description: Releases kept by C(prune).
+    type: int
+    default: 5
+  pip_args:
+    description: Extra arguments for pip when C(restore) reinstalls packages (index URL, certificate, ...).
+    type: list
+    elements: str
+    default: []
+"""
+
+RETURN = r"""
+release:
+  description: The release acted on (C(null) when there was nothing to restore).
+  type: str
+restored:
+  description: Items C(restore) changed, each C({path, component, action}).
+  type: list
+releases:
+  description: For C(info) and C(restore), the releases on the host, newest first, each C({id, created, status, previous, items}).
+  type: list
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+DIFF_LIMIT = 64 * 1024
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(path: str) -> str:
+    return hashlib.sha256(path.encode()).hexdigest()[:32]
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(65536), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: str, data: bytes, mode: int) -> None:
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Store:
+    """The records under ``state_dir``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.releases_dir = os.path.join(root, "releases")
+        self.pointer = os.path.join(root, "current")
+
+    def current(self) -> str | None:
+        try:
+            with open(self.pointer, encoding="utf-8") as handle:
+                value = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        return value or None
+
+    def path(self, release: str, *parts: str) -> str:
+        return os.path.join(self.releases_dir, release, *parts)
+
+    def load(self, release: str) -> dict | None:
+        try:
+            with open(self.path(release, "release.json"), encoding="utf-8") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return None
+
+    def save(self, record: dict) -> None:
+        data = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
+        _atomic_write(self.path(record["id"], "release.json"), data, 0o600)
+
+    def open(self, release: str) -> dict:
+        """Return the release record, creating it (and moving the pointer) if needed."""
+        record = self.load(release)
+        if record is not None and record.get("status") != "rolled_back":
+            return record
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        if record is not None:  # re-applied after a rollback: start the record afresh
+            shutil.rmtree(self.path(release))
+        os.makedirs(self.path(release, "files"), mode=0o700)
+        previous = self.current()
+        record = {"id": release, "created": _now(), "previous": previous if previous != release else None,
+                  "status": "applied", "items": []}
+        self.save(record)
+        _atomic_write(self.pointer, (release + "\n").encode(), 0o600)
+        return record
+
+    def all(self) -> list[dict]:
+        if not os.path.isdir(self.releases_dir):
+            return []
+        records = [r for r in (self.load(name) for name in os.listdir(self.releases_dir)) if r]
+        return sorted(records, key=lambda r: (r.get("created", ""), r["id"]), reverse=True)
+
+
+def _stat_item(path: str) -> dict:
+    import grp
+    import pwd
+
+    if not os.path.lexists(path):
+        return {"existed": False}
+    st = os.lstat(path)
+    item = {"existed": True, "mode": "%04o" % (st.st_mode & 0o7777), "uid": st.st_uid, "gid": st.st_gid}
+    try:
+        item["owner"] = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        item["owner"] = None
+    try:
+        item["group"] = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        item["group"] = None
+    if os.path.islink(path):
+        item.update(type="link", target=os.readlink(path))
+    elif os.path.isdir(path):
+        item["type"] = "directory"
+    else:
+        item.update(type="file", sha256=_sha256(path))
+    return item
+
+
+def _pip(module: AnsibleModule, venv: str, *args: str) -> str:
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        module.fail_json(msg="rollout_state: %s is not a virtualenv (no bin/python)" % venv)
+    rc, out, err = module.run_command([python, "-m", "pip", "--disable-pip-version-check", *args])
+    if rc != 0:
+        module.fail_json(msg="rollout_state: pip %s failed in %s: %s" % (args[0], venv, err.strip()[-2000:]))
+    return out
+
+
+def _freeze(module: AnsibleModule, venv: str) -> list[str]:
+    lines = _pip(module, venv, "freeze", "--all").splitlines()
+    return sorted(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _req_name(line: str) -> str:
+    if line.startswith("-e "):
+        match = re.search(r"#egg=([A-Za-z0-9._-]+)", line)
+        name = match.group(1) if match else line
+    else:
+        name = re.split(r"\s*(?:==|===| @ )", line, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def record(module: AnsibleModule, store: Store, kind: str) -> None:
+    release = module.params["release"]
+    path = module.params["path"]
+    if not release or not path:
+        module.fail_json(msg="rollout_state: %s needs release and path" % kind)
+    if not RELEASE_RE.match(release):
+        module.fail_json(msg="rollout_state: release id %r is not of the form [A-Za-z0-9._:-]{1,64}" % release)
+    existing = store.load(release)
+    if existing and existing.get("status") != "rolled_back":
+        for item in existing["items"]:
+            if item["path"] == path and item["kind"] == kind:
+                module.exit_json(changed=False, release=release, item=item)
+    if kind == "file":
+        item = _stat_item(path)
+        if item.get("type") not in (None, "file", "link"):
+            module.fail_json(msg="rollout_state: %s is a %s; only files and links are recorded" % (path, item["type"]))
+        if not item["existed"]:  # parents the role will create, removed again on restore when empty
+            missing, parent = [], os.path.dirname(path)
+            while parent and parent != "/" and not os.path.exists(parent):
+                missing.append(parent)
+                parent = os.path.dirname(parent)
+            item["missing_parents"] = missing
+    else:
+        item = {"existed": True, "packages": _freeze(module, path)}
+    item.update(kind=kind, path=path, component=module.params["component"], sensitive=module.params["sensitive"],
+                key=_key(kind + ":" + path), recorded=_now())
+    if module.check_mode:
+        module.exit_json(changed=True, release=release, item=item)
+    rec = store.open(release)
+    if kind == "file" and item.get("type") == "file":
+        backup = store.path(release, "files", item["key"])
+        shutil.copyfile(path, backup)
+        os.chmod(backup, 0o600)
+    rec["items"].append(item)
+    store.save(rec)
+    module.exit_json(changed=True, release=release, item=item)
+
+
+def _restore_file(module: AnsibleModule, store: Store, release: str, item: dict, diffs: list) -> str | None:
+    path = item["path"]
+    now = _stat_item(path)
+    if not item["existed"]:
+        if not now["existed"]:
+            return None
+        if not module.check_mode:
+            os.unlink(path)
+            for parent in item.get("missing_parents", []):
+                if os.path.isdir(parent) and not os.listdir(parent):
+                    os.rmdir(parent)
+        diffs.append({"before_header": path, "after_header": path + " (absent before the release)",
+                      "before": "" if item["sensitive"] else _read_text(path), "after": ""})
+        return "removed"
+    action = None
+    if item["type"] == "link":
+        if now.get("type") != "link" or now.get("target") != item["target"]:
+            action = "restored"
+            if not module.check_mode:
+                if os.path.lexists(path):
+                    os.unlink(path)
+                os.symlink(item["target"], path)
+        return action
+    backup = store.path(release, "files", item["key"])
+    if not os.path.exists(backup):
+        module.fail_json(msg="rollout_state: backup of %s missing from release %s (%s)" % (path, release, backup))
+    if now.get("sha256") != item["sha256"]:
+        action = "restored"
+        diffs.append({"before_header": path, "after_header": path + " (release %s backup)" % release,
+                      "before": "" if item["sensitive"] or not now["existed"] else _read_text(path),
+                      "after": "" if item["sensitive"] else _read_text(backup)})
+        if not module.check_mode:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(backup, "rb") as handle:
+                _atomic_write(path, handle.read(), int(item["mode"], 8))
+    if now.get("mode") != item["mode"] or now.get("uid") != item["uid"] or now.get("gid") != item["gid"]:
+        action = action or "attributes"
+        if not module.check_mode:
+            os.chown(path, item["uid"], item["gid"])
+            os.chmod(path, int(item["mode"], 8))
+    return action
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(DIFF_LIMIT + 1)
+    except OSError:
+        return ""
+    if len(data) > DIFF_LIMIT or b"\0" in data:
+        return "(binary or large file, %d+ bytes)\n" % len(data)
+    return data.decode("utf-8", "replace")
+
+
+def _restore_venv(module: AnsibleModule, item: dict, diffs: list) -> str | None:
+    venv = item["path"]
+    wanted = {_req_name(line): line for line in item["packages"]}
+    have = {_req_name(line): line for line in _freeze(module, venv)}
+    install = [line for name, line in sorted(wanted.items()) if have.get(name) != line]
+    remove = [name for name in sorted(have) if name not in wanted]
+    if not install and not remove:
+        return None
+    diffs.append({"before_header": venv + " (pip freeze)", "after_header": venv + " (recorded package set)",
+                  "before": "\n".join(sorted(have.values())) + "\n", "after": "\n".join(item["packages"]) + "\n"})
+    if not module.check_mode:
+        if remove:
+            _pip(module, venv, "uninstall", "-y", *remove)
+        if install:
+            editable = [x for line in install if line.startswith("-e ") for x in ("-e", line[3:])]
+            plain = [line for line in install if not line.startswith("-e ")]
+            _pip(module, venv, "install", "--no-deps", *module.params["pip_args"], *plain, *editable)
+    return "reconciled"
+
+
+def restore(module: AnsibleModule, store: Store) -> None:
+    target = module.params["release"]
+    current = store.current()
+    releases = {r["id"]: r for r in store.all()}
+    if target and target not in releases and module.params["missing_ok"]:
+        module.exit_json(changed=False, release=target, restored=[], releases=[],
+                         msg="nothing to restore: release %s was not recorded on this host" % target)
+    if target and target not in releases:
+        module.fail_json(msg="rollout_state: no release %r on this host (have: %s)"
+                         % (target, ", ".join(sorted(releases)) or "none"))
+    chain: list[dict] = []
+    seen = set()
+    cursor = current
+    while cursor and cursor in releases and cursor not in seen:
+        seen.add(cursor)
+        chain.append(releases[cursor])
+        if not target or cursor == target:
+            break
+        cursor = releases[cursor].get("previous")
+    if target and target not in seen:
+        module.fail_json(msg="rollout_state: release %r is not an ancestor of the current release %r" % (target, current))
+    todo = [r for r in chain if r.get("status") != "rolled_back"]
+    summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in store.all()]
+    if not todo:
+        module.exit_json(changed=False, release=target or current, restored=[], releases=summary,
+                         msg="nothing to restore: %s" % ("no release recorded" if not current
+                                                         else "release %s is already rolled back" % (target or current)))
+    restored: list[dict] = []
+    diffs: list[dict] = []
+    for rec in todo:
+        for item in reversed(rec["items"]):
+            if item["kind"] == "file":
+                action = _restore_file(module, store, rec["id"], item, diffs)
+            else:
+                action = _restore_venv(module, item, diffs)
+            if action:
+                restored.append({"path": item["path"], "component": item["component"], "action": action,
+                                 "release": rec["id"]})
+        if not module.check_mode:
+            rec["status"] = "rolled_back"
+            rec["rolled_back"] = _now()
+            store.save(rec)
+    module.exit_json(changed=True, release=target or current, restored=restored, diff=diffs,
+                     releases=summary, msg="restored %d item(s) from %s" % (len(restored), ", ".join(r["id"] for r in todo)))
+
+
+def prune(module: AnsibleModule, store: Store) -> None:
+    keep = module.params["retention"]
+    if keep < 1:
+        module.fail_json(msg="rollout_state: retention must be >= 1, got %d" % keep)
+    current = store.current()
+    releases = store.all()
+    drop = [r["id"] for r in releases[keep:] if r["id"] != current]
+    if drop and not module.check_mode:
+        for release in drop:
+            shutil.rmtree(store.path(release))
+    module.exit_json(changed=bool(drop), pruned=drop)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True,
+                        choices=["record_file", "record_venv", "restore", "prune", "info"]),
+            state_dir=dict(type="path", default="/var/lib/rozitech-rollout"),
+            release=dict(type="str"),
+            path=dict(type="path"),
+            component=dict(type="str", default="unknown"),
+            sensitive=dict(type="bool", default=False),
+            retention=dict(type="int", default=5),
+            missing_ok=dict(type="bool", default=False),
+            pip_args=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    store = Store(module.params["state_dir"])
+    action = module.params["action"]
+    if action == "record_file":
+        record(module, store, "file")
+    elif action == "record_venv":
+        record(module, store, "venv")
+    elif action == "restore":
+        restore(module, store)
+    elif action == "prune":
+        prune(module, store)
+    else:
+        releases = store.all()
+        module.exit_json(changed=False, current=store.current(),
+                         releases=[{k: r.get(k) for k in ("id", "created", "status", "previous")}
+                                   | {"items": len(r["items"])} for r in releases])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Build the local systemd images the sandbox and the Molecule scenarios run on.
+#
+#   rozitech-sandbox/systemd-base:bookworm  Debian 12 + python3 + systemd (PID 1). From `debian:bookworm`
+#                                           when that image is present, else debootstrap + `docker import`.
+#   rozitech-sandbox/host:bookworm          base + bookworm-updates/security sources, the extra CA bundle
+#                                           trusted (system store, pip, node), tools Ansible needs.
+#   rozitech-sandbox/auth-standin:bookworm  host + Node.js + the auth server stand-in (tests/standins/auth_server).
+#
+# Cached by tag: the base is built once (about 1 min), derived images reuse Docker's layer cache (seconds).
+# Environment:
+#   EXTRA_CA_BUNDLE  PEM bundle the images trust (default: this machine's /etc/ssl/certs/ca-certificates.crt;
+#                    set it to an empty string to trust only Debian's store)
+#   DEBIAN_MIRROR    mirror for debootstrap (default http://deb.debian.org/debian)
+#   REBUILD_BASE=1   rebuild the base image even when it exists
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+base_tag="rozitech-sandbox/systemd-base:bookworm"
+host_tag="rozitech-sandbox/host:bookworm"
+standin_tag="rozitech-sandbox/auth-standin:bookworm"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+ca_bundle="${EXTRA_CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}"
+
+log() { printf '[images] %s\n' "$*"; }
+
+docker info >/dev/null 2>&1 || { echo "build.sh: the Docker engine is not answering (start dockerd, see README)" >&2; exit 1; }
+
+build_base() {
+  if [ "${REBUILD_BASE:-0}" != 1 ] && docker image inspect "$base_tag" >/dev/null 2>&1; then
+    log "$base_tag present (cached)"
+    return
+  fi
+  if docker image inspect debian:bookworm >/dev/null 2>&1; then
+    log "building $base_tag from debian:bookworm"
+    docker build -q -t "$base_tag" - <<'DOCKERFILE'
+FROM debian:bookworm
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 systemd systemd-sysv ca-certificates && rm -rf /var/lib/apt/lists/*
+DOCKERFILE
+    return
+  fi
+  command -v debootstrap >/dev/null || { echo "build.sh: debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
+  log "building $base_tag with debootstrap from $mirror (about 1 min)"
+  rootfs="$(mktemp -d /var/tmp/rozitech-rootfs.XXXXXX)"
+  trap 'rm -rf "$rootfs"' RETURN
+  debootstrap --variant=minbase --include=python3,systemd,systemd-sysv,ca-certificates \
+    bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log" >&2; exit 1; }
+  rm -f "$rootfs.log"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import -c 'CMD ["/lib/systemd/systemd"]' - "$base_tag" >/dev/null
+}
+
+build_derived() {  # tag, context dir
+  local tag="$1" ctx="$2"
+  log "building $tag"
+  docker build -q -t "$tag" "$ctx" >/dev/null
+}
+
+build_base
+
+# The host image trusts the extra CA bundle: stage it into the build context (ignored by git).
+if [ -n "$ca_bundle" ] && [ -s "$ca_bundle" ]; then
+  cp "$ca_bundle" "$here/host/extra-ca.crt"
+else
+  : >"$here/host/extra-ca.crt"
+fi
+build_derived "$host_tag" "$here/host"
+
+# The stand-in image bakes its node_modules (npm ci against the committed lock file) and its code.
+ctx="$(mktemp -d)"
+trap 'rm -rf "$ctx"' EXIT
+cp "$here/auth-standin/Dockerfile" "$ctx/"
+cp -r "$root/tests/standins/auth_server/." "$ctx/app/"
+rm -rf "$ctx/app/node_modules"
+build_derived "$standin_tag" "$ctx"
+log "done: $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rozitech-sandbox/' | tr '\n' ' ')"

@@ -1,0 +1,99 @@
+"""Print the sandbox proof: a real login on the auth server, its token used against the patched app.
+
+Talks only to the sandbox's published loopback ports (tests/sandbox/up.yml):
+auth server stand-in on 127.0.0.1:4000, the SaaS Admin fixture (nginx -> gunicorn) on 127.0.0.1:8080.
+Tokens are never printed: only a sha256 fingerprint.
+
+Exit status: 0 when what was seen matches the expectation (rolled out, or ``--expect-rolled-back``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+
+import requests
+
+AUTH = os.environ.get("SANDBOX_AUTH_URL", "http://127.0.0.1:4000")
+APP = os.environ.get("SANDBOX_APP_URL", "http://127.0.0.1:8080")
+EMAIL = os.environ.get("SANDBOX_PROBE_EMAIL", "demo@rozitech.test")
+PASSWORD = os.environ.get("SANDBOX_PROBE_PASSWORD", "Demo-Passw0rd!")
+APP_HOST = os.environ.get("SANDBOX_APP_CONTAINER", "rozitech-sandbox-app1")
+
+
+def fingerprint(token: str) -> str:
+    """A printable stand-in for a token: its length and the first 12 hex digits of its sha256."""
+    return f"sha256:{hashlib.sha256(token.encode()).hexdigest()[:12]} ({len(token)} chars)"
+
+
+def unwrap(body: dict) -> dict:
+    """Accept both auth-server response forms: ``{"success", "data": {...}}`` and the bare object."""
+    return body.get("data", body) if isinstance(body, dict) else {}
+
+
+def host_shell(cmd: str) -> str:
+    out = subprocess.run(["docker", "exec", APP_HOST, "sh", "-c", cmd], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--expect-rolled-back", action="store_true",
+                        help="expect the pinned view to reject auth-server tokens again")
+    args = parser.parse_args()
+    ok = True
+    session = requests.Session()
+
+    health = session.get(f"{AUTH}/health", timeout=5)
+    print(f"1. auth server  GET {AUTH}/health -> {health.status_code} {health.json().get('status')}")
+
+    login = session.post(f"{AUTH}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=5)
+    body = unwrap(login.json())
+    token = body.get("accessToken", "")
+    print(f"2. login        POST {AUTH}/api/auth/login as {EMAIL} -> {login.status_code}, access token {fingerprint(token)}")
+    if login.status_code != 200 or not token:
+        print("   login failed: is the stand-in up? (make demo-up)")
+        return 1
+
+    headers = {"Authorization": f"Bearer {token}"}
+    for n, path, label in ((3, "/api/auth/verify", "pinned view (authentication_classes = [JWTAuthentication])"),
+                           (4, "/api/me/", "default-auth view (REST_FRAMEWORK defaults)")):
+        resp = session.get(f"{APP}{path}", headers=headers, timeout=15)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = {"detail": resp.text[:120]}
+        user = data.get("user") or {}
+        shown = (f"user id={user.get('id')} username={user.get('username')} email={user.get('email')} "
+                 f"name={user.get('first_name', '')} {user.get('last_name', '')} via {data.get('auth')}"
+                 if resp.status_code == 200 else f"{data.get('detail', data)}"
+                 f" [WWW-Authenticate: {resp.headers.get('WWW-Authenticate', '-')}]")
+        print(f"{n}. app          GET {APP}{path} with that token -> {resp.status_code}: {shown}")
+        print(f"                 {label}")
+        if args.expect_rolled_back:
+            ok &= resp.status_code == 401
+        else:
+            ok &= resp.status_code == 200 and (user.get("email") or "").lower() == EMAIL.lower()
+
+    unit = host_shell("systemctl show -p Environment rozitech-saas-admin.service")
+    print(f"5. app host     {unit}")
+    print(f"   .env         {host_shell('grep -E ^AUTH_SERVICE_URL= /opt/rozitech-saas-admin/.env')}")
+    print(f"   releases     {host_shell('cat /var/lib/rozitech-rollout/current 2>/dev/null || echo none')}"
+          " (records in /var/lib/rozitech-rollout on the host)")
+    print()
+    if args.expect_rolled_back:
+        print("RESULT:", "rolled back - the pinned view rejects auth-server tokens again" if ok
+              else "NOT rolled back as expected")
+    else:
+        print("RESULT:", "the SaaS Admin verifies auth-server tokens remotely" if ok else "the rollout is NOT working")
+        print("Next: make demo-rollback (one-command rollback), make demo-down (remove the sandbox);"
+              " ansible-playbook -i inventory/sandbox playbooks/verify.yml (smoke check);"
+              f" docker exec -it {APP_HOST} journalctl -u rozitech-saas-admin (app logs)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
