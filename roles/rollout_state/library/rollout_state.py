@@ -60,7 +60,10 @@ options:
     type: int
     default: 5
   pip_args:
-    description: Extra arguments for pip when C(restore) reinstalls packages (index URL, certificate, ...).
+    description:
+      - Extra arguments for pip when C(restore) reinstalls packages (index URL, certificate, ...).
+      - Given to C(record_venv), they are kept with the record and used by its restore (e.g. C(--find-links)
+        of the directory holding the builds that were installed).
     type: list
     elements: str
     default: []
@@ -205,7 +208,13 @@ def _pip(module: AnsibleModule, venv: str, *args: str) -> str:
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):
         module.fail_json(msg="rollout_state: %s is not a virtualenv (no bin/python)" % venv)
-    rc, out, err = module.run_command([python, "-m", "pip", "--disable-pip-version-check", *args])
+    cmd = [python, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir", *args]
+    owner = os.stat(venv).st_uid
+    if os.geteuid() == 0 and owner != 0:  # keep the venv's files owned by its owner
+        import pwd
+
+        cmd = ["runuser", "-u", pwd.getpwuid(owner).pw_name, "--", *cmd]
+    rc, out, err = module.run_command(cmd)
     if rc != 0:
         module.fail_json(msg="rollout_state: pip %s failed in %s: %s" % (args[0], venv, err.strip()[-2000:]))
     return out
@@ -248,7 +257,7 @@ def record(module: AnsibleModule, store: Store, kind: str) -> None:
                 parent = os.path.dirname(parent)
             item["missing_parents"] = missing
     else:
-        item = {"existed": True, "packages": _freeze(module, path)}
+        item = {"existed": True, "packages": _freeze(module, path), "pip_args": module.params["pip_args"]}
     item.update(kind=kind, path=path, component=module.params["component"], sensitive=module.params["sensitive"],
                 key=_key(kind + ":" + path), recorded=_now())
     if module.check_mode:
@@ -333,7 +342,8 @@ def _restore_venv(module: AnsibleModule, item: dict, diffs: list) -> str | None:
         if install:
             editable = [x for line in install if line.startswith("-e ") for x in ("-e", line[3:])]
             plain = [line for line in install if not line.startswith("-e ")]
-            _pip(module, venv, "install", "--no-deps", *module.params["pip_args"], *plain, *editable)
+            _pip(module, venv, "install", "--no-deps", *item.get("pip_args", []), *module.params["pip_args"],
+                 *plain, *editable)
     return "reconciled"
 
 
