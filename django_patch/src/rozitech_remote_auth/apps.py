@@ -1,0 +1,35 @@
+"""Django app config: registers the system checks and installs the simplejwt bridge."""
+
+from __future__ import annotations
+
+import logging
+
+from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("rozitech_remote_auth")
+
+
+class RemoteAuthConfig(AppConfig):
+    """``rozitech_remote_auth``: added to ``INSTALLED_APPS`` by the settings overlay."""
+
+    name = "rozitech_remote_auth"
+    verbose_name = "Rozitech remote authentication"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        """Register checks; bridge simplejwt when ``AUTH_SERVICE_BRIDGE_SIMPLEJWT`` is true.
+
+        With invalid settings no bridge is installed and the system checks report the error
+        (``rozitech_remote_auth.E001``/``E002``).
+        """
+        from . import bridge, checks  # noqa: F401 - registration side effects
+        from .conf import get_settings
+
+        try:
+            enabled = get_settings().bridge_simplejwt
+        except ImproperlyConfigured as exc:
+            logger.error("remote auth settings invalid, simplejwt bridge not installed: %s", exc)
+            return
+        if enabled:
+            bridge.install()

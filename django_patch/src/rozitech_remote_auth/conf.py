@@ -1,0 +1,274 @@
+"""Settings of the remote-auth patch: one parser, one frozen dataclass.
+
+Every setting is a Django setting named like its ``.env`` key (``AUTH_SERVICE_*``).  The
+settings overlay (:mod:`rozitech_remote_auth.settings_overlay`) reads the keys from the
+environment / ``.env`` file and sets them; a project may also set them directly in its settings.
+Values may be strings (as read from ``.env``) or already typed Python values.
+
+====================================  =========  ================================================
+key                                   default    meaning
+====================================  =========  ================================================
+``AUTH_SERVICE_URL``                  required   auth server base URL, ``https://host[:port]``
+``AUTH_SERVICE_TIMEOUT``              5          read timeout per socket read, s
+``AUTH_SERVICE_CONNECT_TIMEOUT``      3          TCP connect timeout, s
+``AUTH_SERVICE_TOTAL_TIMEOUT``        8          deadline of one verification incl. retry, s
+``AUTH_SERVICE_CACHE_TTL``            300        max s a verified identity is cached (0: off)
+``AUTH_SERVICE_NEGATIVE_CACHE_TTL``   30         s an upstream 401 is remembered (0: off)
+``AUTH_SERVICE_TOKEN_LEEWAY``         30         caching stops this many s before ``exp``
+``AUTH_SERVICE_CACHE_ALIAS``          default    alias in ``CACHES`` for the identity cache
+``AUTH_SERVICE_CA_BUNDLE``            (empty)    CA bundle path; empty: requests' default
+``AUTH_SERVICE_RETRY_AFTER``          5          ``Retry-After`` (s) sent with a 503 on outage
+``AUTH_SERVICE_BREAKER_FAIL_MAX``     5          consecutive failures that open the circuit
+``AUTH_SERVICE_BREAKER_RESET_TIMEOUT`` 30        s the circuit stays open before a trial call
+``AUTH_SERVICE_BRIDGE_SIMPLEJWT``     true       bridge views pinned to simplejwt
+``AUTH_SERVICE_ISSUER``               (empty)    expected ``iss``; tokens of others not ours
+====================================  =========  ================================================
+
+Errors: :class:`RemoteAuthConfigError` (an ``ImproperlyConfigured``) naming the offending key.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = [
+    "SETTING_KEYS",
+    "RemoteAuthConfigError",
+    "RemoteAuthSettings",
+    "add_reset_hook",
+    "get_settings",
+    "parse_settings",
+    "reset",
+]
+
+
+class RemoteAuthConfigError(ImproperlyConfigured):
+    """An ``AUTH_SERVICE_*`` value is missing or invalid; ``key`` names the setting."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class RemoteAuthSettings:
+    """Parsed, validated settings (units: seconds; ``url`` has no trailing slash)."""
+
+    url: str
+    timeout: float = 5.0
+    connect_timeout: float = 3.0
+    total_timeout: float = 8.0
+    cache_ttl: int = 300
+    negative_cache_ttl: int = 30
+    token_leeway: int = 30
+    cache_alias: str = "default"
+    ca_bundle: str | None = None
+    retry_after: int = 5
+    breaker_fail_max: int = 5
+    breaker_reset_timeout: float = 30.0
+    bridge_simplejwt: bool = True
+    issuer: str | None = None
+
+    @property
+    def me_url(self) -> str:
+        """``{AUTH_SERVICE_URL}/api/auth/me``: the identity endpoint (DESIGN §3)."""
+        return f"{self.url}/api/auth/me"
+
+
+# -- value parsers: (key, raw value) -> typed value, raising RemoteAuthConfigError ---------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _parse_url(key: str, value: Any) -> str:
+    if _blank(value):
+        raise RemoteAuthConfigError(key, "is required (base URL such as https://auth.rozitech.com)")
+    if not isinstance(value, str):
+        raise RemoteAuthConfigError(key, f"must be a string URL, got {type(value).__name__}")
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise RemoteAuthConfigError(key, f"scheme must be https or http, got {parts.scheme!r}")
+    try:
+        host = parts.hostname
+        _port = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise RemoteAuthConfigError(key, f"invalid host/port ({exc})") from None
+    if not host:
+        raise RemoteAuthConfigError(key, "has no host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise RemoteAuthConfigError(key, "must not contain credentials, a query or a fragment")
+    return text.rstrip("/")
+
+
+def _number(key: str, value: Any, *, integer: bool) -> float:
+    if isinstance(value, bool):
+        raise RemoteAuthConfigError(key, "must be a number, got a boolean")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise RemoteAuthConfigError(key, f"must be a number, got {value!r}") from None
+    else:
+        raise RemoteAuthConfigError(key, f"must be a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise RemoteAuthConfigError(key, "must be finite")
+    if integer and number != int(number):
+        raise RemoteAuthConfigError(key, f"must be a whole number of seconds/count, got {value!r}")
+    return number
+
+
+def _positive_float(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if number <= 0:
+        raise RemoteAuthConfigError(key, f"must be > 0, got {value!r}")
+    return number
+
+
+def _non_negative_int(key: str, value: Any) -> int:
+    number = _number(key, value, integer=True)
+    if number < 0:
+        raise RemoteAuthConfigError(key, f"must be >= 0, got {value!r}")
+    return int(number)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    number = _number(key, value, integer=True)
+    if number < 1:
+        raise RemoteAuthConfigError(key, f"must be >= 1, got {value!r}")
+    return int(number)
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise RemoteAuthConfigError(
+        key, f"must be a boolean (true/false/1/0/yes/no/on/off), got {value!r}"
+    )
+
+
+def _parse_alias(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RemoteAuthConfigError(key, "must be a non-empty cache alias")
+    return value.strip()
+
+
+def _optional_str(key: str, value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if not isinstance(value, str):
+        raise RemoteAuthConfigError(key, f"must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+_Parser = Callable[[str, Any], Any]
+
+#: (setting / .env key, dataclass field, parser). Keys absent or blank take the field default.
+_SPEC: tuple[tuple[str, str, _Parser], ...] = (
+    ("AUTH_SERVICE_URL", "url", _parse_url),
+    ("AUTH_SERVICE_TIMEOUT", "timeout", _positive_float),
+    ("AUTH_SERVICE_CONNECT_TIMEOUT", "connect_timeout", _positive_float),
+    ("AUTH_SERVICE_TOTAL_TIMEOUT", "total_timeout", _positive_float),
+    ("AUTH_SERVICE_CACHE_TTL", "cache_ttl", _non_negative_int),
+    ("AUTH_SERVICE_NEGATIVE_CACHE_TTL", "negative_cache_ttl", _non_negative_int),
+    ("AUTH_SERVICE_TOKEN_LEEWAY", "token_leeway", _non_negative_int),
+    ("AUTH_SERVICE_CACHE_ALIAS", "cache_alias", _parse_alias),
+    ("AUTH_SERVICE_CA_BUNDLE", "ca_bundle", _optional_str),
+    ("AUTH_SERVICE_RETRY_AFTER", "retry_after", _positive_int),
+    ("AUTH_SERVICE_BREAKER_FAIL_MAX", "breaker_fail_max", _positive_int),
+    ("AUTH_SERVICE_BREAKER_RESET_TIMEOUT", "breaker_reset_timeout", _positive_float),
+    ("AUTH_SERVICE_BRIDGE_SIMPLEJWT", "bridge_simplejwt", _parse_bool),
+    ("AUTH_SERVICE_ISSUER", "issuer", _optional_str),
+)
+
+#: Every key this package reads, in documentation order.
+SETTING_KEYS: tuple[str, ...] = tuple(key for key, _, _ in _SPEC)
+
+_FIELD_BY_KEY = {key: field for key, field, _ in _SPEC}
+_KEY_BY_FIELD = {field: key for key, field, _ in _SPEC}
+
+
+def parse_settings(raw: Mapping[str, Any]) -> RemoteAuthSettings:
+    """Parse ``{AUTH_SERVICE_*: value}`` into :class:`RemoteAuthSettings`.
+
+    Missing or blank values take the defaults (the URL has none).  Raises
+    :class:`RemoteAuthConfigError` naming the first invalid key.
+    """
+    values: dict[str, Any] = {}
+    for key, field, parser in _SPEC:
+        value = raw.get(key)
+        if field != "url" and _blank(value):
+            continue
+        values[field] = parser(key, value)
+    return RemoteAuthSettings(**values)
+
+
+def to_setting_values(parsed: RemoteAuthSettings) -> dict[str, Any]:
+    """The inverse of :func:`parse_settings`: ``{AUTH_SERVICE_*: typed value}``."""
+    return {_KEY_BY_FIELD[f.name]: getattr(parsed, f.name) for f in fields(parsed)}
+
+
+# -- process-wide view on django.conf.settings --------------------------------------------------
+
+_lock = threading.Lock()
+_cached: RemoteAuthSettings | None = None
+_reset_hooks: list[Callable[[], None]] = []
+
+
+def get_settings() -> RemoteAuthSettings:
+    """The parsed ``AUTH_SERVICE_*`` Django settings (memoised; reset when settings change)."""
+    global _cached
+    current = _cached
+    if current is not None:
+        return current
+    from django.conf import settings
+
+    parsed = parse_settings({key: getattr(settings, key, None) for key in SETTING_KEYS})
+    with _lock:
+        _cached = parsed
+    return parsed
+
+
+def add_reset_hook(hook: Callable[[], None]) -> None:
+    """Register ``hook`` to run when the settings are reset (e.g. to rebuild the HTTP client)."""
+    if hook not in _reset_hooks:
+        _reset_hooks.append(hook)
+
+
+def reset() -> None:
+    """Forget the memoised settings and run the reset hooks."""
+    global _cached
+    with _lock:
+        _cached = None
+    for hook in list(_reset_hooks):
+        hook()
+
+
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    if setting in _FIELD_BY_KEY or setting == "CACHES":
+        reset()
+
+
+def _connect_signal() -> None:
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_on_setting_changed, dispatch_uid="rozitech_remote_auth.conf")
+
+
+_connect_signal()

@@ -1,0 +1,44 @@
+"""gunicorn server hooks for prometheus-client's multiprocess mode.
+
+Use from the gunicorn config file::
+
+    from rozitech_remote_auth.gunicorn_hooks import child_exit, on_starting  # noqa: F401
+
+or as the whole config: ``gunicorn -c python:rozitech_remote_auth.gunicorn_hooks ...``.
+Both hooks do nothing unless ``PROMETHEUS_MULTIPROC_DIR`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["child_exit", "on_starting"]
+
+logger = logging.getLogger("rozitech_remote_auth")
+
+
+def _multiproc_dir() -> Path | None:
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    return Path(value) if value else None
+
+
+def on_starting(server: Any) -> None:
+    """Master start: create the directory and delete stale ``*.db`` files of earlier runs."""
+    directory = _multiproc_dir()
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Worker exit: drop the worker's live gauges (``multiprocess.mark_process_dead``)."""
+    if _multiproc_dir() is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

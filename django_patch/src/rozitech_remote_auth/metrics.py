@@ -1,0 +1,122 @@
+"""Prometheus metrics of the remote-auth patch (DESIGN §4.7).
+
+Multiprocess-safe: when ``PROMETHEUS_MULTIPROC_DIR`` is set before ``prometheus_client`` is
+imported (gunicorn with several workers), values live in per-process files in that directory and
+:func:`rozitech_remote_auth.views.metrics_view` aggregates them.  Labels never hold a token, an
+e-mail address or a user id.
+
+* ``rozitech_remote_auth_verify_duration_seconds`` (histogram): wall time of one verification
+  (a cache miss: upstream call incl. retry, or a fail-fast on an open circuit), seconds;
+* ``rozitech_remote_auth_verify_requests_total{result}`` (counter): verifications,
+  ``result`` = ``success`` | ``failure``;
+* ``rozitech_remote_auth_verify_failures_total{reason}`` (counter): failed verifications;
+* ``rozitech_remote_auth_cache_requests_total`` (counter): identity-cache lookups;
+* ``rozitech_remote_auth_cache_hits_total`` (counter): lookups answered from the cache
+  (verified identities and remembered upstream 401s);
+* ``rozitech_remote_auth_circuit_state`` (gauge): 0 closed, 1 open, 2 half-open; in
+  multiprocess mode the maximum over live workers (``livemax``).
+
+``reason`` values: ``invalid`` (upstream 401), ``forbidden`` (upstream 403), ``rate_limited``
+(upstream 429), ``unavailable`` (refused/reset connection, 5xx, unexpected answer),
+``timeout`` (connect/read timeout or total deadline), ``circuit_open`` (failed fast),
+``malformed`` (Bearer credentials break RFC 6750 §2.1; no upstream call).
+A *verification* is one attempt to establish an identity that the cache could not answer
+(requests coalesced by single-flight count once), plus each malformed Bearer header.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "CACHE_HITS",
+    "CACHE_REQUESTS",
+    "CIRCUIT_STATE",
+    "CIRCUIT_STATE_VALUES",
+    "FAILURE_REASONS",
+    "VERIFY_DURATION",
+    "VERIFY_FAILURES",
+    "VERIFY_REQUESTS",
+    "record_failure",
+    "record_success",
+    "set_circuit_state",
+]
+
+INVALID: Final = "invalid"
+FORBIDDEN: Final = "forbidden"
+RATE_LIMITED: Final = "rate_limited"
+UNAVAILABLE: Final = "unavailable"
+TIMEOUT: Final = "timeout"
+CIRCUIT_OPEN: Final = "circuit_open"
+MALFORMED: Final = "malformed"
+
+FAILURE_REASONS: Final = (
+    INVALID,
+    FORBIDDEN,
+    RATE_LIMITED,
+    UNAVAILABLE,
+    TIMEOUT,
+    CIRCUIT_OPEN,
+    MALFORMED,
+)
+
+#: pybreaker state name -> gauge value.
+CIRCUIT_STATE_VALUES: Final = {"closed": 0, "open": 1, "half-open": 2}
+
+VERIFY_DURATION = Histogram(
+    "rozitech_remote_auth_verify_duration_seconds",
+    "Wall time of one token verification against the auth server (cache misses), seconds.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+VERIFY_REQUESTS = Counter(
+    "rozitech_remote_auth_verify_requests",
+    "Token verifications by result (success, failure).",
+    ["result"],
+)
+VERIFY_FAILURES = Counter(
+    "rozitech_remote_auth_verify_failures",
+    "Failed token verifications by reason.",
+    ["reason"],
+)
+CACHE_REQUESTS = Counter(
+    "rozitech_remote_auth_cache_requests",
+    "Identity cache lookups.",
+)
+CACHE_HITS = Counter(
+    "rozitech_remote_auth_cache_hits",
+    "Identity cache lookups answered from the cache (verified identities and remembered 401s).",
+)
+CIRCUIT_STATE = Gauge(
+    "rozitech_remote_auth_circuit_state",
+    "Circuit breaker state towards the auth server: 0 closed, 1 open, 2 half-open.",
+    multiprocess_mode="livemax",
+)
+
+for _result in ("success", "failure"):
+    VERIFY_REQUESTS.labels(result=_result)
+for _reason in FAILURE_REASONS:
+    VERIFY_FAILURES.labels(reason=_reason)
+CIRCUIT_STATE.set(0)
+
+
+def record_success(duration: float) -> None:
+    """Count one successful verification that took ``duration`` seconds."""
+    VERIFY_DURATION.observe(duration)
+    VERIFY_REQUESTS.labels(result="success").inc()
+
+
+def record_failure(reason: str, duration: float | None = None) -> None:
+    """Count one failed verification; ``reason`` must be one of :data:`FAILURE_REASONS`."""
+    if reason not in FAILURE_REASONS:
+        raise ValueError(f"unknown failure reason {reason!r}")
+    if duration is not None:
+        VERIFY_DURATION.observe(duration)
+    VERIFY_REQUESTS.labels(result="failure").inc()
+    VERIFY_FAILURES.labels(reason=reason).inc()
+
+
+def set_circuit_state(state_name: str) -> None:
+    """Publish a pybreaker state name (``closed``/``open``/``half-open``) as the gauge value."""
+    CIRCUIT_STATE.set(CIRCUIT_STATE_VALUES.get(state_name, 0))

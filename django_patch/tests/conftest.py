@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.test import Client
+
+from rozitech_remote_auth import bridge, conf
+from tests.support import Upstream
+
+
+@pytest.fixture(autouse=True)
+def _isolation() -> Iterator[None]:
+    """Fresh settings memo, client (session + closed breaker) and cache for every test."""
+    caches["default"].clear()
+    conf.reset()
+    bridge.install()
+    yield
+    conf.reset()
+    caches["default"].clear()
+
+
+@pytest.fixture
+def upstream(settings: Any) -> Iterator[Upstream]:
+    server = Upstream().start()
+    settings.AUTH_SERVICE_URL = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client()
