@@ -54,7 +54,7 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 
 unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_state module)
 	cd django_patch && $(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q tests/unit tests/standins
+	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures
 
 molecule: venv images ## Molecule scenarios: remote_auth default, rollback
 	cd roles/remote_auth && molecule test -s default

@@ -38,7 +38,8 @@ options:
   release:
     description:
       - For C(record_*), the id of this run's release (letters, digits, C(.-_T:Z)).
-      - For C(restore), the release to go back before; omitted means the current one.
+      - For C(restore), the release to go back before; omitted means the current one; C(all) means the
+        oldest release kept on the host (so every recorded change is undone).
     type: str
   path:
     description: File path for C(record_file); virtualenv root for C(record_venv).
@@ -351,6 +352,12 @@ def restore(module: AnsibleModule, store: Store) -> None:
     target = module.params["release"]
     current = store.current()
     releases = {r["id"]: r for r in store.all()}
+    if target == "all":  # every release still on the host: back to before the oldest one kept
+        chain_ids, cursor = [], current
+        while cursor and cursor in releases and cursor not in chain_ids:
+            chain_ids.append(cursor)
+            cursor = releases[cursor].get("previous")
+        target = chain_ids[-1] if chain_ids else None
     if target and target not in releases and module.params["missing_ok"]:
         module.exit_json(changed=False, release=target, restored=[], releases=[],
                          msg="nothing to restore: release %s was not recorded on this host" % target)
