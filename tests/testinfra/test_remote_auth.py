@@ -82,3 +82,15 @@ def test_a_bad_token_is_a_401_with_a_bearer_challenge(http):
     status, headers, _ = http.request("GET", f"{APP_URL}/api/me/", token="not-a-token")
     assert status == 401
     assert headers.get("www-authenticate", "").startswith("Bearer")
+
+
+def test_metrics_count_verifications_without_user_data(http, host):
+    token = http.login()
+    http.request("GET", f"{APP_URL}/api/me/", token=token)
+    status, _, text = http.request("GET", f"{APP_URL}/metrics/")
+    assert status == 200
+    assert "rozitech_remote_auth_verify_duration_seconds_bucket" in text
+    assert 'rozitech_remote_auth_verify_requests_total{result="success"}' in text
+    assert PROBE_EMAIL not in text and token not in text
+    files = host.run("ls /run/rozitech-saas-admin-metrics").stdout.split()
+    assert any(name.endswith(".db") for name in files), "multiprocess mode is on"
