@@ -1,0 +1,124 @@
+"""Rate-limit header parsing: every family, synthetic edge cases and the stand-in's real headers."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+import requests
+from rozitech_auth_exporter.ratelimit import RateLimit, parse_rate_limit, parse_retry_after
+
+from .conftest import DEMO, start_standin
+
+NOW = 1_800_000_000.0
+
+
+def test_draft6_separate_fields() -> None:
+    headers = {"RateLimit-Limit": "150", "RateLimit-Remaining": "149", "RateLimit-Reset": "900"}
+    assert parse_rate_limit(headers, NOW) == RateLimit(150, 149, 900, "draft-6")
+
+
+def test_draft7_combined_field_with_policy() -> None:
+    headers = {"RateLimit": "limit=150, remaining=12, reset=42", "RateLimit-Policy": "150;w=900"}
+    assert parse_rate_limit(headers, NOW) == RateLimit(150, 12, 42, "draft-7")
+
+
+def test_draft7_limit_only_in_policy() -> None:
+    headers = {"ratelimit": "remaining=3, reset=10", "ratelimit-policy": "100;w=60"}
+    assert parse_rate_limit(headers, NOW) == RateLimit(100, 3, 10, "draft-7")
+
+
+def test_draft8_takes_the_quota_from_the_named_policy() -> None:
+    headers = {
+        "RateLimit": '"150-in-15min"; r=7; t=300',
+        "RateLimit-Policy": '"150-in-15min"; q=150; w=900; pk=:MDEyMzQ1Njc4OWFi=:',
+    }
+    assert parse_rate_limit(headers, NOW) == RateLimit(150, 7, 300, "draft-8")
+
+
+def test_draft8_several_policies_the_tightest_wins() -> None:
+    headers = {
+        "RateLimit": '"burst";r=40;t=1, "daily";r=2;t=3600',
+        "RateLimit-Policy": '"burst";q=50;w=1, "daily";q=1000;w=86400',
+    }
+    assert parse_rate_limit(headers, NOW) == RateLimit(1000, 2, 3600, "draft-8")
+
+
+@pytest.mark.parametrize(
+    ("reset", "expected"),
+    [
+        (str(int(NOW) + 120), 120.0),  # Unix time in seconds
+        (str(int(NOW + 90) * 1000), 90.0),  # Unix time in milliseconds
+        ("45", 45.0),  # a delay, as some servers send
+        (str(int(NOW) - 10), 0.0),  # already past: 0, never negative
+    ],
+)
+def test_legacy_reset_is_an_epoch_time(reset: str, expected: float) -> None:
+    headers = {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+    assert parse_rate_limit(headers, NOW) == RateLimit(150, 0, expected, "legacy")
+
+
+def test_standard_fields_win_over_legacy_and_fill_gaps() -> None:
+    headers = {"RateLimit-Remaining": "5", "X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "9"}
+    assert parse_rate_limit(headers, NOW) == RateLimit(150, 5, None, "draft-6")
+
+
+def test_missing_reset_is_none_and_zero_reset_uses_retry_after() -> None:
+    assert parse_rate_limit({"RateLimit-Limit": "150", "RateLimit-Remaining": "3"}, NOW).reset_after is None
+    zero = {"RateLimit-Limit": "150", "RateLimit-Remaining": "0", "RateLimit-Reset": "0", "Retry-After": "30"}
+    assert parse_rate_limit(zero, NOW, 429) == RateLimit(150, 0, 30, "draft-6")
+    assert parse_rate_limit({"RateLimit-Remaining": "0", "RateLimit-Reset": "0"}, NOW).reset_after == 0
+
+
+def test_retry_after_alone_on_a_429() -> None:
+    assert parse_rate_limit({"Retry-After": "120"}, NOW, 429) == RateLimit(None, 0, 120, "retry-after")
+    date = email.utils.formatdate(NOW + 75, usegmt=True)
+    assert parse_retry_after(date, NOW) == pytest.approx(75)
+    assert parse_retry_after("soon", NOW) is None
+
+
+def test_no_headers_and_garbage() -> None:
+    assert parse_rate_limit({"Content-Type": "application/json"}, NOW) is None
+    garbage = parse_rate_limit({"RateLimit-Limit": "lots", "RateLimit-Remaining": "-1", "RateLimit-Reset": "nan"}, NOW)
+    assert garbage == RateLimit(None, None, None, "draft-6")
+
+
+@pytest.mark.parametrize(
+    ("family", "legacy", "source"),
+    [
+        ("draft-6", "false", "draft-6"),
+        ("draft-7", "false", "draft-7"),
+        ("draft-8", "false", "draft-8"),
+        ("draft-6", "true", "draft-6"),
+    ],
+)
+def test_real_headers_from_the_standin(family: str, legacy: str, source: str) -> None:
+    """express-rate-limit's own headers, each family, before and at the limit (3 per window)."""
+    env = {"RATE_LIMIT_MAX": "3", "RATE_LIMIT_HEADERS": family, "RATE_LIMIT_LEGACY_HEADERS": legacy}
+    with start_standin(env) as server:
+        body = {"email": DEMO.email, "password": DEMO.password}
+        first = requests.post(f"{server.url}/api/auth/login", json=body, timeout=5)
+        parsed = parse_rate_limit(first.headers, NOW, first.status_code)
+        assert parsed is not None and parsed.source == source
+        assert (parsed.limit, parsed.remaining) == (3, 2)
+        assert parsed.reset_after is not None and 0 < parsed.reset_after <= 900
+        for _ in range(3):
+            last = requests.post(f"{server.url}/api/auth/login", json=body, timeout=5)
+        assert last.status_code == 429
+        limited = parse_rate_limit(last.headers, NOW, 429)
+        assert (limited.limit, limited.remaining) == (3, 0)
+        assert 0 < limited.reset_after <= 900
+
+
+def test_real_legacy_headers_from_the_standin() -> None:
+    """The stand-in always sends a standard family too: keep only its X-RateLimit-* (reset = epoch seconds)."""
+    with start_standin({"RATE_LIMIT_MAX": "3", "RATE_LIMIT_LEGACY_HEADERS": "true"}) as server:
+        r = requests.get(f"{server.url}/api/auth/me", timeout=5)
+        now = time.time()
+        legacy = {k: v for k, v in r.headers.items() if k.lower().startswith("x-ratelimit-")}
+        assert float(legacy["X-RateLimit-Reset"]) > 1e9, "the stand-in sends an epoch time"
+        parsed = parse_rate_limit(legacy, now, r.status_code)
+        assert parsed is not None and parsed.source == "legacy"
+        assert (parsed.limit, parsed.remaining) == (3, 2)
+        assert 0 < parsed.reset_after <= 901
