@@ -54,10 +54,12 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 
 unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_state module)
 	cd django_patch && $(BIN)/python -m pytest -q
+	cd monitoring/exporter && $(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures
 
-molecule: venv images ## Molecule scenarios: remote_auth default, rollback
+molecule: venv images ## Molecule scenarios: remote_auth, auth_exporter, rollback
 	cd roles/remote_auth && molecule test -s default
+	cd roles/auth_exporter && molecule test -s default
 	cd tests && molecule test -s rollback
 
 test: lint unit molecule ## Everything CI runs (README's test command)

@@ -6,6 +6,7 @@
 #   rozitech-sandbox/host:bookworm          base + bookworm-updates/security sources, the extra CA bundle
 #                                           trusted (system store, pip, node), tools Ansible needs.
 #   rozitech-sandbox/auth-standin:bookworm  host + Node.js + the auth server stand-in (tests/standins/auth_server).
+#   rozitech-sandbox/auth-exporter:0.1.0    the auth probe exporter (monitoring/exporter), not systemd.
 #
 # Cached by tag: the base is built once (about 1 min), derived images reuse Docker's layer cache (seconds).
 # Environment:
@@ -75,4 +76,10 @@ cp "$here/auth-standin/Dockerfile" "$ctx/"
 cp -r "$root/tests/standins/auth_server/." "$ctx/app/"
 rm -rf "$ctx/app/node_modules"
 build_derived "$standin_tag" "$ctx"
+
+# The auth probe exporter (monitoring/exporter): a plain container, FROM the host image here
+# (python:3.11-slim where a registry exists).
+exporter_tag="rozitech-sandbox/auth-exporter:0.1.0"
+log "building $exporter_tag"
+docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$exporter_tag" "$root/monitoring/exporter" >/dev/null
 log "done: $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rozitech-sandbox/' | tr '\n' ' ')"

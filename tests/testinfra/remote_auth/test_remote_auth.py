@@ -6,6 +6,9 @@ import json
 
 from conftest import APP_ROOT, APP_URL, DROPIN, PROBE_EMAIL, SERVICE, STATE_DIR
 
+# Under Molecule (ansible connection) only the app hosts; `pytest --hosts=...` overrides this.
+testinfra_hosts = ["ansible://saas_admin"]
+
 
 def test_patch_is_installed_in_the_app_venv(host):
     out = host.run(f"{APP_ROOT}/venv/bin/python -m pip show rozitech-remote-auth")
