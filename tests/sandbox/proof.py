@@ -22,6 +22,7 @@ APP = os.environ.get("SANDBOX_APP_URL", "http://127.0.0.1:8080")
 EMAIL = os.environ.get("SANDBOX_PROBE_EMAIL", "demo@rozitech.test")
 PASSWORD = os.environ.get("SANDBOX_PROBE_PASSWORD", "Demo-Passw0rd!")
 APP_HOST = os.environ.get("SANDBOX_APP_CONTAINER", "rozitech-sandbox-app1")
+EXPORTER = os.environ.get("SANDBOX_EXPORTER_URL", "http://127.0.0.1:9747")
 
 
 def fingerprint(token: str) -> str:
@@ -34,6 +35,33 @@ def unwrap(body: dict) -> dict:
     return body.get("data", body) if isinstance(body, dict) else {}
 
 
+def exporter_figures() -> str:
+    """Key figures of the auth probe exporter, from its /metrics (prometheus-client's own parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = requests.get(f"{EXPORTER}/metrics", timeout=5).text
+    except requests.RequestException as exc:
+        return f"not reachable ({type(exc).__name__})"
+    values: dict[tuple[str, tuple], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    prefix = "rozitech_auth_probe_"
+
+    def get(name: str, **labels: str) -> float | None:
+        return values.get((prefix + name, tuple(sorted(labels.items()))))
+
+    count = get("verify_request_duration_seconds_count") or 0
+    total = get("verify_request_duration_seconds_sum") or 0
+    too_many = sum(v for (n, lbl), v in values.items() if n == prefix + "responses_total" and ("code", "429") in lbl)
+    return (
+        f"health up={get('success', probe='health')}, verify up={get('success', probe='verify')}, "
+        f"verify latency avg={total / count * 1000 if count else float('nan'):.1f} ms over {count:.0f}, "
+        f"rate-limit remaining={get('ratelimit_remaining')}/{get('ratelimit_limit')}, 429s={too_many:.0f}"
+    )
+
+
 def host_shell(cmd: str) -> str:
     out = subprocess.run(["docker", "exec", APP_HOST, "sh", "-c", cmd], capture_output=True, text=True, check=False)
     return (out.stdout or out.stderr).strip()
@@ -41,8 +69,9 @@ def host_shell(cmd: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--expect-rolled-back", action="store_true",
-                        help="expect the pinned view to reject auth-server tokens again")
+    parser.add_argument(
+        "--expect-rolled-back", action="store_true", help="expect the pinned view to reject auth-server tokens again"
+    )
     args = parser.parse_args()
     ok = True
     session = requests.Session()
@@ -53,24 +82,29 @@ def main() -> int:
     login = session.post(f"{AUTH}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=5)
     body = unwrap(login.json())
     token = body.get("accessToken", "")
-    print(f"2. login        POST {AUTH}/api/auth/login as {EMAIL} -> {login.status_code}, access token {fingerprint(token)}")
+    print(f"2. login        POST {AUTH}/api/auth/login as {EMAIL} -> {login.status_code},")
+    print(f"                 access token {fingerprint(token)}")
     if login.status_code != 200 or not token:
         print("   login failed: is the stand-in up? (make demo-up)")
         return 1
 
     headers = {"Authorization": f"Bearer {token}"}
-    for n, path, label in ((3, "/api/auth/verify", "pinned view (authentication_classes = [JWTAuthentication])"),
-                           (4, "/api/me/", "default-auth view (REST_FRAMEWORK defaults)")):
+    for n, path, label in (
+        (3, "/api/auth/verify", "pinned view (authentication_classes = [JWTAuthentication])"),
+        (4, "/api/me/", "default-auth view (REST_FRAMEWORK defaults)"),
+    ):
         resp = session.get(f"{APP}{path}", headers=headers, timeout=15)
         try:
             data = resp.json()
         except ValueError:
             data = {"detail": resp.text[:120]}
         user = data.get("user") or {}
-        shown = (f"user id={user.get('id')} username={user.get('username')} email={user.get('email')} "
-                 f"name={user.get('first_name', '')} {user.get('last_name', '')} via {data.get('auth')}"
-                 if resp.status_code == 200 else f"{data.get('detail', data)}"
-                 f" [WWW-Authenticate: {resp.headers.get('WWW-Authenticate', '-')}]")
+        shown = (
+            f"user id={user.get('id')} username={user.get('username')} email={user.get('email')} "
+            f"name={user.get('first_name', '')} {user.get('last_name', '')} via {data.get('auth')}"
+            if resp.status_code == 200
+            else f"{data.get('detail', data)} [WWW-Authenticate: {resp.headers.get('WWW-Authenticate', '-')}]"
+        )
         print(f"{n}. app          GET {APP}{path} with that token -> {resp.status_code}: {shown}")
         print(f"                 {label}")
         if args.expect_rolled_back:
@@ -81,17 +115,24 @@ def main() -> int:
     unit = host_shell("systemctl show -p Environment rozitech-saas-admin.service")
     print(f"5. app host     {unit}")
     print(f"   .env         {host_shell('grep -E ^AUTH_SERVICE_URL= /opt/rozitech-saas-admin/.env')}")
-    print(f"   releases     {host_shell('cat /var/lib/rozitech-rollout/current 2>/dev/null || echo none')}"
-          " (records in /var/lib/rozitech-rollout on the host)")
+    print(
+        f"   releases     {host_shell('cat /var/lib/rozitech-rollout/current 2>/dev/null || echo none')}"
+        " (records in /var/lib/rozitech-rollout on the host)"
+    )
+    print(f"6. exporter     {EXPORTER}/metrics: {exporter_figures()}")
     print()
     if args.expect_rolled_back:
-        print("RESULT:", "rolled back - the pinned view rejects auth-server tokens again" if ok
-              else "NOT rolled back as expected")
+        print(
+            "RESULT:",
+            "rolled back - the pinned view rejects auth-server tokens again" if ok else "NOT rolled back as expected",
+        )
     else:
         print("RESULT:", "the SaaS Admin verifies auth-server tokens remotely" if ok else "the rollout is NOT working")
-        print("Next: make demo-rollback (one-command rollback), make demo-down (remove the sandbox);"
-              " ansible-playbook -i inventory/sandbox playbooks/verify.yml (smoke check);"
-              f" docker exec -it {APP_HOST} journalctl -u rozitech-saas-admin (app logs)")
+        print(
+            "Next: make demo-rollback (one-command rollback), make demo-down (remove the sandbox);"
+            " ansible-playbook -i inventory/sandbox playbooks/verify.yml (smoke check);"
+            f" docker exec -it {APP_HOST} journalctl -u rozitech-saas-admin (app logs)"
+        )
     return 0 if ok else 1
 
 

@@ -21,12 +21,30 @@ CFG = Path(__file__).with_name("ansible-unit.cfg")  # no project callbacks: the 
 def run(state_dir: Path, check: bool = False, **args) -> dict:
     """Run the module once; return its result (``failed`` set on failure)."""
     args.setdefault("state_dir", str(state_dir))
-    cmd = [str(ANSIBLE), "localhost", "-c", "local", "-M", str(LIBRARY), "-m", "rollout_state",
-           "-a", json.dumps(args), "-e", f"ansible_python_interpreter={sys.executable}"]
+    cmd = [
+        str(ANSIBLE),
+        "localhost",
+        "-c",
+        "local",
+        "-M",
+        str(LIBRARY),
+        "-m",
+        "rollout_state",
+        "-a",
+        json.dumps(args),
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+    ]
     if check:
         cmd += ["--check", "--diff"]
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_CONFIG=str(CFG), ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    env = dict(
+        os.environ,
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_CONFIG=str(CFG),
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     data = json.loads(out.stdout)
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -154,16 +172,32 @@ def _tiny_wheel(tmp: Path, name: str, version: str, wheelhouse: Path) -> None:
     src = tmp / f"{name}-{version}"
     (src / name).mkdir(parents=True)
     (src / name / "__init__.py").write_text(f"VERSION = {version!r}\n")
-    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools"]
         build-backend = "setuptools.build_meta"
         [project]
         name = "{name}"
         version = "{version}"
-    """))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheelhouse), str(src)], check=True, capture_output=True)
+    """)
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheelhouse),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_venv_package_set_is_reconciled(tmp_path):
@@ -172,8 +206,17 @@ def test_venv_package_set_is_reconciled(tmp_path):
         _tiny_wheel(tmp_path, name, version, wheelhouse)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check", "install", "--no-index",
-           "--find-links", str(wheelhouse)]
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "-q",
+        "--disable-pip-version-check",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+    ]
     subprocess.run([*pip, "rzt_tiny==1.0"], check=True)
     state = tmp_path / "state"
     recorded = run(state, action="record_venv", release="r1", path=str(venv), component="remote_auth")
@@ -181,7 +224,8 @@ def test_venv_package_set_is_reconciled(tmp_path):
     subprocess.run([*pip, "rzt_tiny==2.0", "rzt_extra==0.1"], check=True)
     result = run(state, action="restore", pip_args=["--no-index", "--find-links", str(wheelhouse)])
     assert [r["action"] for r in result["restored"]] == ["reconciled"]
-    freeze = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], capture_output=True,
-                            text=True, check=True).stdout
+    freeze = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout
     assert "rzt-tiny==1.0" in freeze or "rzt_tiny==1.0" in freeze
     assert "rzt" + "_extra" not in freeze.replace("-", "_")
