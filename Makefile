@@ -15,10 +15,9 @@ SANDBOX := -i inventory/sandbox
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt django_patch/pyproject.toml
+$(VENV)/.installed: requirements.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e django_patch
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the project venv (pinned tools, Python 3.11)
