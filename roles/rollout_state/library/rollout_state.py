@@ -167,8 +167,13 @@ class Store:
             shutil.rmtree(self.path(release))
         os.makedirs(self.path(release, "files"), mode=0o700)
         previous = self.current()
-        record = {"id": release, "created": _now(), "previous": previous if previous != release else None,
-                  "status": "applied", "items": []}
+        record = {
+            "id": release,
+            "created": _now(),
+            "previous": previous if previous != release else None,
+            "status": "applied",
+            "items": [],
+        }
         self.save(record)
         _atomic_write(self.pointer, (release + "\n").encode(), 0o600)
         return record
@@ -259,8 +264,14 @@ def record(module: AnsibleModule, store: Store, kind: str) -> None:
             item["missing_parents"] = missing
     else:
         item = {"existed": True, "packages": _freeze(module, path), "pip_args": module.params["pip_args"]}
-    item.update(kind=kind, path=path, component=module.params["component"], sensitive=module.params["sensitive"],
-                key=_key(kind + ":" + path), recorded=_now())
+    item.update(
+        kind=kind,
+        path=path,
+        component=module.params["component"],
+        sensitive=module.params["sensitive"],
+        key=_key(kind + ":" + path),
+        recorded=_now(),
+    )
     if module.check_mode:
         module.exit_json(changed=True, release=release, item=item)
     rec = store.open(release)
@@ -284,8 +295,14 @@ def _restore_file(module: AnsibleModule, store: Store, release: str, item: dict,
             for parent in item.get("missing_parents", []):
                 if os.path.isdir(parent) and not os.listdir(parent):
                     os.rmdir(parent)
-        diffs.append({"before_header": path, "after_header": path + " (absent before the release)",
-                      "before": "" if item["sensitive"] else _read_text(path), "after": ""})
+        diffs.append(
+            {
+                "before_header": path,
+                "after_header": path + " (absent before the release)",
+                "before": "" if item["sensitive"] else _read_text(path),
+                "after": "",
+            }
+        )
         return "removed"
     action = None
     if item["type"] == "link":
@@ -301,9 +318,14 @@ def _restore_file(module: AnsibleModule, store: Store, release: str, item: dict,
         module.fail_json(msg="rollout_state: backup of %s missing from release %s (%s)" % (path, release, backup))
     if now.get("sha256") != item["sha256"]:
         action = "restored"
-        diffs.append({"before_header": path, "after_header": path + " (release %s backup)" % release,
-                      "before": "" if item["sensitive"] or not now["existed"] else _read_text(path),
-                      "after": "" if item["sensitive"] else _read_text(backup)})
+        diffs.append(
+            {
+                "before_header": path,
+                "after_header": path + " (release %s backup)" % release,
+                "before": "" if item["sensitive"] or not now["existed"] else _read_text(path),
+                "after": "" if item["sensitive"] else _read_text(backup),
+            }
+        )
         if not module.check_mode:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(backup, "rb") as handle:
@@ -335,16 +357,30 @@ def _restore_venv(module: AnsibleModule, item: dict, diffs: list) -> str | None:
     remove = [name for name in sorted(have) if name not in wanted]
     if not install and not remove:
         return None
-    diffs.append({"before_header": venv + " (pip freeze)", "after_header": venv + " (recorded package set)",
-                  "before": "\n".join(sorted(have.values())) + "\n", "after": "\n".join(item["packages"]) + "\n"})
+    diffs.append(
+        {
+            "before_header": venv + " (pip freeze)",
+            "after_header": venv + " (recorded package set)",
+            "before": "\n".join(sorted(have.values())) + "\n",
+            "after": "\n".join(item["packages"]) + "\n",
+        }
+    )
     if not module.check_mode:
         if remove:
             _pip(module, venv, "uninstall", "-y", *remove)
         if install:
             editable = [x for line in install if line.startswith("-e ") for x in ("-e", line[3:])]
             plain = [line for line in install if not line.startswith("-e ")]
-            _pip(module, venv, "install", "--no-deps", *item.get("pip_args", []), *module.params["pip_args"],
-                 *plain, *editable)
+            _pip(
+                module,
+                venv,
+                "install",
+                "--no-deps",
+                *item.get("pip_args", []),
+                *module.params["pip_args"],
+                *plain,
+                *editable,
+            )
     return "reconciled"
 
 
@@ -359,11 +395,17 @@ def restore(module: AnsibleModule, store: Store) -> None:
             cursor = releases[cursor].get("previous")
         target = chain_ids[-1] if chain_ids else None
     if target and target not in releases and module.params["missing_ok"]:
-        module.exit_json(changed=False, release=target, restored=[], releases=[],
-                         msg="nothing to restore: release %s was not recorded on this host" % target)
+        module.exit_json(
+            changed=False,
+            release=target,
+            restored=[],
+            releases=[],
+            msg="nothing to restore: release %s was not recorded on this host" % target,
+        )
     if target and target not in releases:
-        module.fail_json(msg="rollout_state: no release %r on this host (have: %s)"
-                         % (target, ", ".join(sorted(releases)) or "none"))
+        module.fail_json(
+            msg="rollout_state: no release %r on this host (have: %s)" % (target, ", ".join(sorted(releases)) or "none")
+        )
     chain: list[dict] = []
     seen = set()
     cursor = current
@@ -374,13 +416,20 @@ def restore(module: AnsibleModule, store: Store) -> None:
             break
         cursor = releases[cursor].get("previous")
     if target and target not in seen:
-        module.fail_json(msg="rollout_state: release %r is not an ancestor of the current release %r" % (target, current))
+        module.fail_json(
+            msg="rollout_state: release %r is not an ancestor of the current release %r" % (target, current)
+        )
     todo = [r for r in chain if r.get("status") != "rolled_back"]
     summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in store.all()]
     if not todo:
-        module.exit_json(changed=False, release=target or current, restored=[], releases=summary,
-                         msg="nothing to restore: %s" % ("no release recorded" if not current
-                                                         else "release %s is already rolled back" % (target or current)))
+        module.exit_json(
+            changed=False,
+            release=target or current,
+            restored=[],
+            releases=summary,
+            msg="nothing to restore: %s"
+            % ("no release recorded" if not current else "release %s is already rolled back" % (target or current)),
+        )
     restored: list[dict] = []
     diffs: list[dict] = []
     for rec in todo:
@@ -390,14 +439,21 @@ def restore(module: AnsibleModule, store: Store) -> None:
             else:
                 action = _restore_venv(module, item, diffs)
             if action:
-                restored.append({"path": item["path"], "component": item["component"], "action": action,
-                                 "release": rec["id"]})
+                restored.append(
+                    {"path": item["path"], "component": item["component"], "action": action, "release": rec["id"]}
+                )
         if not module.check_mode:
             rec["status"] = "rolled_back"
             rec["rolled_back"] = _now()
             store.save(rec)
-    module.exit_json(changed=True, release=target or current, restored=restored, diff=diffs,
-                     releases=summary, msg="restored %d item(s) from %s" % (len(restored), ", ".join(r["id"] for r in todo)))
+    module.exit_json(
+        changed=True,
+        release=target or current,
+        restored=restored,
+        diff=diffs,
+        releases=summary,
+        msg="restored %d item(s) from %s" % (len(restored), ", ".join(r["id"] for r in todo)),
+    )
 
 
 def prune(module: AnsibleModule, store: Store) -> None:
@@ -416,8 +472,7 @@ def prune(module: AnsibleModule, store: Store) -> None:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True,
-                        choices=["record_file", "record_venv", "restore", "prune", "info"]),
+            action=dict(type="str", required=True, choices=["record_file", "record_venv", "restore", "prune", "info"]),
             state_dir=dict(type="path", default="/var/lib/rozitech-rollout"),
             release=dict(type="str"),
             path=dict(type="path"),
@@ -441,9 +496,14 @@ def main() -> None:
         prune(module, store)
     else:
         releases = store.all()
-        module.exit_json(changed=False, current=store.current(),
-                         releases=[{k: r.get(k) for k in ("id", "created", "status", "previous")}
-                                   | {"items": len(r["items"])} for r in releases])
+        module.exit_json(
+            changed=False,
+            current=store.current(),
+            releases=[
+                {k: r.get(k) for k in ("id", "created", "status", "previous")} | {"items": len(r["items"])}
+                for r in releases
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ class Http:
     def __init__(self, host) -> None:
         self.host = host
 
-    def request(self, method: str, url: str, *, token: str | None = None, body: dict | None = None,
-                header: str | None = None) -> tuple[int, dict[str, str], object]:
+    def request(
+        self, method: str, url: str, *, token: str | None = None, body: dict | None = None, header: str | None = None
+    ) -> tuple[int, dict[str, str], object]:
         cmd = ["curl", "-sS", "-m", "20", "-X", method, "-D", "/dev/stderr", "-o", "-", url]
         if token is not None:
             cmd += ["-H", f"Authorization: Bearer {token}"]
@@ -54,8 +55,9 @@ class Http:
         return status, headers, data
 
     def login(self) -> str:
-        status, _, data = self.request("POST", f"{AUTH_URL}/api/auth/login",
-                                       body={"email": PROBE_EMAIL, "password": PROBE_PASSWORD})
+        status, _, data = self.request(
+            "POST", f"{AUTH_URL}/api/auth/login", body={"email": PROBE_EMAIL, "password": PROBE_PASSWORD}
+        )
         assert status == 200, f"login on the auth server answered {status}: {data}"
         body = data.get("data", data)
         return body["accessToken"]
