@@ -229,3 +229,23 @@ def test_venv_package_set_is_reconciled(tmp_path):
     ).stdout
     assert "rzt-tiny==1.0" in freeze or "rzt_tiny==1.0" in freeze
     assert "rzt" + "_extra" not in freeze.replace("-", "_")
+
+
+def test_a_run_id_this_host_never_recorded_undoes_what_came_after_it(tree):
+    state, files = tree
+    env = files / ".env"
+    original = env.read_bytes()
+    run(state, action="record_file", release="20200101T000000Z", path=str(env))
+    env.write_text("after the 2020 run\n")
+    # A run on 2021-01-01 changed nothing on this host; a later run did.
+    run(state, action="record_file", release="29990101T000000Z", path=str(env))
+    env.write_text("after a later run\n")
+    result = run(state, action="restore", release="20210101T000000Z")
+    assert result["changed"] is True
+    assert env.read_text() == "after the 2020 run\n", "only what was recorded since 2021 is undone"
+    again = run(state, action="restore", release="20210101T000000Z")
+    assert again["changed"] is False
+    run(state, action="restore", release="all")
+    assert env.read_bytes() == original
+    nothing = run(state, action="restore", release="29991231T000000Z")
+    assert nothing["changed"] is False and "changed nothing on this host" in nothing["msg"]

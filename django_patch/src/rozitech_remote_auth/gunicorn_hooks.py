@@ -15,6 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Imported in the master at config load, not lazily in child_exit: several workers exiting at once
+# raced on a half-initialised prometheus_client.multiprocess (AttributeError: mark_process_dead).
+from prometheus_client import multiprocess
+
 __all__ = ["child_exit", "on_starting"]
 
 logger = logging.getLogger("rozitech_remote_auth")
@@ -39,6 +43,4 @@ def child_exit(server: Any, worker: Any) -> None:
     """Worker exit: drop the worker's live gauges (``multiprocess.mark_process_dead``)."""
     if _multiproc_dir() is None:
         return
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -40,6 +40,8 @@ options:
       - For C(record_*), the id of this run's release (letters, digits, C(.-_T:Z)).
       - For C(restore), the release to go back before; omitted means the current one; C(all) means the
         oldest release kept on the host (so every recorded change is undone).
+      - A default release id (the run's UTC start, C(YYYYmmddTHHMMSSZ)) that a host never recorded (that run
+        changed nothing there) undoes the host's releases created since that time.
     type: str
   path:
     description: File path for C(record_file); virtualenv root for C(record_venv).
@@ -93,6 +95,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+STAMP_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 DIFF_LIMIT = 64 * 1024
 
 
@@ -384,17 +387,40 @@ def _restore_venv(module: AnsibleModule, item: dict, diffs: list) -> str | None:
     return "reconciled"
 
 
+def _release_time(release: str) -> str | None:
+    """``20261129T091758Z`` (the default id: the run's UTC start) as ``2026-11-29T09:17:58Z``, else None."""
+    match = STAMP_RE.match(release)
+    if not match:
+        return None
+    y, mo, d, h, mi, sec = match.groups()
+    return "%s-%s-%sT%s:%s:%sZ" % (y, mo, d, h, mi, sec)
+
+
 def restore(module: AnsibleModule, store: Store) -> None:
     target = module.params["release"]
     current = store.current()
     releases = {r["id"]: r for r in store.all()}
-    if target == "all":  # every release still on the host: back to before the oldest one kept
-        chain_ids, cursor = [], current
-        while cursor and cursor in releases and cursor not in chain_ids:
-            chain_ids.append(cursor)
-            cursor = releases[cursor].get("previous")
-        target = chain_ids[-1] if chain_ids else None
-    if target and target not in releases and module.params["missing_ok"]:
+    lineage: list[dict] = []  # the current release and its ancestors, newest first
+    cursor = current
+    while cursor and cursor in releases and cursor not in {r["id"] for r in lineage}:
+        lineage.append(releases[cursor])
+        cursor = releases[cursor].get("previous")
+    if not target:
+        chain = lineage[:1]
+    elif target == "all":  # every release still on the host: back to before the oldest one kept
+        chain = lineage
+    elif target in releases:
+        ids = [r["id"] for r in lineage]
+        if target not in ids:
+            module.fail_json(
+                msg="rollout_state: release %r is not an ancestor of the current release %r" % (target, current)
+            )
+        chain = lineage[: ids.index(target) + 1]
+    elif _release_time(target):
+        # A run that changed nothing here left no record: undo what this host recorded since that run began.
+        since = _release_time(target)
+        chain = [r for r in lineage if (_release_time(r["id"]) or r.get("created", "")) >= since]
+    elif module.params["missing_ok"]:
         module.exit_json(
             changed=False,
             release=target,
@@ -402,22 +428,9 @@ def restore(module: AnsibleModule, store: Store) -> None:
             releases=[],
             msg="nothing to restore: release %s was not recorded on this host" % target,
         )
-    if target and target not in releases:
+    else:
         module.fail_json(
             msg="rollout_state: no release %r on this host (have: %s)" % (target, ", ".join(sorted(releases)) or "none")
-        )
-    chain: list[dict] = []
-    seen = set()
-    cursor = current
-    while cursor and cursor in releases and cursor not in seen:
-        seen.add(cursor)
-        chain.append(releases[cursor])
-        if not target or cursor == target:
-            break
-        cursor = releases[cursor].get("previous")
-    if target and target not in seen:
-        module.fail_json(
-            msg="rollout_state: release %r is not an ancestor of the current release %r" % (target, current)
         )
     todo = [r for r in chain if r.get("status") != "rolled_back"]
     summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in store.all()]
@@ -428,7 +441,13 @@ def restore(module: AnsibleModule, store: Store) -> None:
             restored=[],
             releases=summary,
             msg="nothing to restore: %s"
-            % ("no release recorded" if not current else "release %s is already rolled back" % (target or current)),
+            % (
+                "no release recorded"
+                if not current
+                else "release %s changed nothing on this host" % target
+                if target and target != "all" and target not in releases
+                else "release %s is already rolled back" % (target if target in releases else current)
+            ),
         )
     restored: list[dict] = []
     diffs: list[dict] = []
