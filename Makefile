@@ -22,6 +22,14 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed ## Create the project venv (pinned tools, Python 3.11)
 
+SSLYZE_VENV := .cache/sslyze-venv
+$(SSLYZE_VENV)/.installed: tests/tls/requirements-sslyze.txt
+	@test -x $(SSLYZE_VENV)/bin/python || $(PY) -m venv $(SSLYZE_VENV)
+	$(SSLYZE_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/tls/requirements-sslyze.txt
+	@touch $@
+
+sslyze-venv: $(SSLYZE_VENV)/.installed ## sslyze in its own venv (it pins an older cryptography)
+
 images: ## Build the local systemd images (cached: seconds when present)
 	bash tests/sandbox/images/build.sh
 
@@ -54,10 +62,12 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_state module)
 	cd django_patch && $(BIN)/python -m pytest -q
 	cd monitoring/exporter && $(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures
+	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures tests/tls
 
-molecule: venv images ## Molecule scenarios: remote_auth, auth_exporter, rollback
+molecule: venv images sslyze-venv ## Molecule scenarios: every role's, then rollback
 	cd roles/remote_auth && molecule test -s default
+	cd roles/auth_proxy && molecule test -s default
+	cd roles/auth_proxy && molecule test -s tls
 	cd roles/auth_exporter && molecule test -s default
 	cd tests && molecule test -s rollback
 

@@ -23,6 +23,9 @@ EMAIL = os.environ.get("SANDBOX_PROBE_EMAIL", "demo@rozitech.test")
 PASSWORD = os.environ.get("SANDBOX_PROBE_PASSWORD", "Demo-Passw0rd!")
 APP_HOST = os.environ.get("SANDBOX_APP_CONTAINER", "rozitech-sandbox-app1")
 EXPORTER = os.environ.get("SANDBOX_EXPORTER_URL", "http://127.0.0.1:9747")
+PROXY_PORT = os.environ.get("SANDBOX_PROXY_PORT", "8443")
+AUTH_DOMAIN = os.environ.get("SANDBOX_AUTH_DOMAIN", "auth.rozitech.test")
+SANDBOX_CA = os.path.join(os.path.dirname(__file__), "..", "..", ".cache", "sandbox-pki", "ca.pem")
 
 
 def fingerprint(token: str) -> str:
@@ -60,6 +63,26 @@ def exporter_figures() -> str:
         f"verify latency avg={total / count * 1000 if count else float('nan'):.1f} ms over {count:.0f}, "
         f"rate-limit remaining={get('ratelimit_remaining')}/{get('ratelimit_limit')}, 429s={too_many:.0f}"
     )
+
+
+def proxy_figures() -> str:
+    """GET https://<auth domain>/health through the sandbox's nginx, verified against the sandbox CA."""
+    import socket
+    import ssl
+
+    try:
+        ctx = ssl.create_default_context(cafile=SANDBOX_CA)
+        with socket.create_connection(("127.0.0.1", int(PROXY_PORT)), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=AUTH_DOMAIN) as tls:
+                cert = tls.getpeercert()
+                version = tls.version()
+                request = f"GET /health HTTP/1.1\r\nHost: {AUTH_DOMAIN}\r\nConnection: close\r\n\r\n"
+                tls.sendall(request.encode())
+                status = tls.recv(64).split(b"\r\n", 1)[0].decode()
+    except (OSError, ssl.SSLError) as exc:
+        return f"not reachable ({type(exc).__name__}: {exc})"
+    issuer = dict(x[0] for x in cert["issuer"]).get("commonName")
+    return f"{status}, {version}, certificate for {AUTH_DOMAIN} issued by '{issuer}', valid until {cert['notAfter']}"
 
 
 def host_shell(cmd: str) -> str:
@@ -112,6 +135,7 @@ def main() -> int:
         else:
             ok &= resp.status_code == 200 and (user.get("email") or "").lower() == EMAIL.lower()
 
+    print(f"   auth proxy   https://{AUTH_DOMAIN}/health via 127.0.0.1:{PROXY_PORT}: {proxy_figures()}")
     unit = host_shell("systemctl show -p Environment rozitech-saas-admin.service")
     print(f"5. app host     {unit}")
     print(f"   .env         {host_shell('grep -E ^AUTH_SERVICE_URL= /opt/rozitech-saas-admin/.env')}")
