@@ -61,6 +61,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     files.mkdir()
     (files / ".env").write_bytes(b"SECRET_KEY=s3cret\nAUTH_SERVICE_URL=http://old\n")
     (files / ".env").chmod(0o640)
+    os.chown(files / ".env", 65534, 65534)  # owned by the app user, not by whoever restores it
     return state, files
 
 
@@ -85,6 +86,7 @@ def test_record_then_restore_is_byte_identical(tree):
     assert [r["action"] for r in restored["restored"]] == ["restored"]
     assert sha(env) == before
     assert env.stat().st_mode & 0o777 == 0o640
+    assert (env.stat().st_uid, env.stat().st_gid) == (65534, 65534)
     record = json.loads((state / "releases" / "r1" / "release.json").read_text())
     assert record["status"] == "rolled_back"
 

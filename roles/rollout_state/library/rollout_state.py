@@ -333,7 +333,8 @@ def _restore_file(module: AnsibleModule, store: Store, release: str, item: dict,
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(backup, "rb") as handle:
                 _atomic_write(path, handle.read(), int(item["mode"], 8))
-    if now.get("mode") != item["mode"] or now.get("uid") != item["uid"] or now.get("gid") != item["gid"]:
+    # The rewritten file is new (owned by us): owner, group and mode always come from the record.
+    if action or now.get("mode") != item["mode"] or now.get("uid") != item["uid"] or now.get("gid") != item["gid"]:
         action = action or "attributes"
         if not module.check_mode:
             os.chown(path, item["uid"], item["gid"])
