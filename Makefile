@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR ?= 1
 STANDIN := tests/standins/auth_server
 SANDBOX := -i inventory/sandbox
 
-.PHONY: help venv images standin-deps sslyze-venv demo demo-up demo-rollback demo-down lint unit molecule test bench clean
+.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,11 @@ demo-up: venv images ## Start the sandbox containers and install the target app 
 demo: demo-up ## Sandbox + the whole rollout (playbooks/site.yml) + printed proof
 	ansible-playbook $(SANDBOX) playbooks/site.yml
 	$(BIN)/python tests/sandbox/proof.py
+	$(BIN)/python tests/monitoring/alert_states.py --prometheus http://127.0.0.1:9090
+
+monitoring-check: venv ## Every dashboard query against the sandbox's Prometheus (after make demo)
+	$(BIN)/python tests/monitoring/check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --wait 120 \
+	  --allow-empty 'Certificate days left'
 
 demo-rollback: venv ## One-command rollback on the sandbox, then the proof that it happened
 	ansible-playbook $(SANDBOX) playbooks/rollback.yml
@@ -62,13 +67,14 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_state module)
 	cd django_patch && $(BIN)/python -m pytest -q
 	cd monitoring/exporter && $(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures tests/tls
+	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures tests/tls tests/monitoring
 
 molecule: venv images sslyze-venv ## Molecule scenarios: every role's, then rollback
 	cd roles/remote_auth && molecule test -s default
 	cd roles/auth_proxy && molecule test -s default
 	cd roles/auth_proxy && molecule test -s tls
 	cd roles/auth_exporter && molecule test -s default
+	cd roles/monitoring_stack && molecule test -s default
 	cd tests && molecule test -s rollback
 
 test: lint unit molecule ## Everything CI runs (README's test command)

@@ -7,6 +7,7 @@
 #                                           trusted (system store, pip, node), tools Ansible needs.
 #   rozitech-sandbox/auth-standin:bookworm  host + Node.js + the auth server stand-in (tests/standins/auth_server).
 #   rozitech-sandbox/auth-exporter:0.1.0    the auth probe exporter (monitoring/exporter), not systemd.
+#   rozitech-sandbox/prometheus:2.42.0      Prometheus from Debian's package (monitoring/prometheus-image).
 #
 # Cached by tag: the base is built once (about 1 min), derived images reuse Docker's layer cache (seconds).
 # Environment:
@@ -82,4 +83,9 @@ build_derived "$standin_tag" "$ctx"
 exporter_tag="rozitech-sandbox/auth-exporter:0.1.0"
 log "building $exporter_tag"
 docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$exporter_tag" "$root/monitoring/exporter" >/dev/null
+
+# Prometheus from Debian's package (prom/prometheus where a registry exists).
+prom_tag="rozitech-sandbox/prometheus:2.42.0"
+log "building $prom_tag"
+docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$prom_tag" "$root/monitoring/prometheus-image" >/dev/null
 log "done: $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rozitech-sandbox/' | tr '\n' ' ')"
