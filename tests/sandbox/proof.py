@@ -91,6 +91,15 @@ def host_shell(cmd: str) -> str:
 
 
 def main() -> int:
+    try:
+        return prove()
+    except requests.RequestException as exc:
+        print(f"cannot reach the sandbox ({type(exc).__name__}: {exc.__class__.__doc__.strip().splitlines()[0]})")
+        print(f"  auth server {AUTH}, app {APP}: is it up? (make demo-up; docker ps --filter label=rozitech.sandbox=1)")
+        return 1
+
+
+def prove() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--expect-rolled-back", action="store_true", help="expect the pinned view to reject auth-server tokens again"

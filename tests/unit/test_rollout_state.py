@@ -251,3 +251,22 @@ def test_a_run_id_this_host_never_recorded_undoes_what_came_after_it(tree):
     assert env.read_bytes() == original
     nothing = run(state, action="restore", release="29991231T000000Z")
     assert nothing["changed"] is False and "changed nothing on this host" in nothing["msg"]
+
+
+def test_an_automatic_restore_discards_the_failed_release(tree):
+    state, files = tree
+    env = files / ".env"
+    original = env.read_bytes()
+    run(state, action="record_file", release="good", path=str(env))
+    env.write_text("after the good release\n")
+    run(state, action="record_file", release="bad", path=str(env))
+    env.write_text("half-done bad release\n")
+    discarded = run(state, action="restore", release="bad", discard=True)
+    assert discarded["changed"] is True
+    assert env.read_text() == "after the good release\n"
+    assert (state / "current").read_text() == "good\n", "the pointer goes back to the release that happened"
+    assert json.loads((state / "releases" / "bad" / "release.json").read_text())["status"] == "failed"
+    rollback = run(state, action="restore")
+    assert rollback["changed"] is True, "the one-command rollback still undoes the good release"
+    assert env.read_bytes() == original
+    assert run(state, action="restore")["changed"] is False

@@ -58,6 +58,13 @@ options:
     description: For C(restore) of a named O(release) that this host never recorded, report instead of failing.
     type: bool
     default: false
+  discard:
+    description:
+      - For C(restore) by the automatic rollback of a failed run. The release is marked C(failed) and the
+        rollback pointer moves back to the release before it, so that a later C(restore) without O(release)
+        undoes the last release that did happen.
+    type: bool
+    default: false
   retention:
     description: Releases kept by C(prune).
     type: int
@@ -162,11 +169,11 @@ class Store:
     def open(self, release: str) -> dict:
         """Return the release record, creating it (and moving the pointer) if needed."""
         record = self.load(release)
-        if record is not None and record.get("status") != "rolled_back":
+        if record is not None and record.get("status") not in ("rolled_back", "failed"):
             return record
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
-        if record is not None:  # re-applied after a rollback: start the record afresh
+        if record is not None:  # re-applied after a rollback or a failed run: start the record afresh
             shutil.rmtree(self.path(release))
         os.makedirs(self.path(release, "files"), mode=0o700)
         previous = self.current()
@@ -251,7 +258,7 @@ def record(module: AnsibleModule, store: Store, kind: str) -> None:
     if not RELEASE_RE.match(release):
         module.fail_json(msg="rollout_state: release id %r is not of the form [A-Za-z0-9._:-]{1,64}" % release)
     existing = store.load(release)
-    if existing and existing.get("status") != "rolled_back":
+    if existing and existing.get("status") not in ("rolled_back", "failed"):
         for item in existing["items"]:
             if item["path"] == path and item["kind"] == kind:
                 module.exit_json(changed=False, release=release, item=item)
@@ -433,7 +440,7 @@ def restore(module: AnsibleModule, store: Store) -> None:
         module.fail_json(
             msg="rollout_state: no release %r on this host (have: %s)" % (target, ", ".join(sorted(releases)) or "none")
         )
-    todo = [r for r in chain if r.get("status") != "rolled_back"]
+    todo = [r for r in chain if r.get("status") not in ("rolled_back", "failed")]
     summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in store.all()]
     if not todo:
         module.exit_json(
@@ -463,9 +470,19 @@ def restore(module: AnsibleModule, store: Store) -> None:
                     {"path": item["path"], "component": item["component"], "action": action, "release": rec["id"]}
                 )
         if not module.check_mode:
-            rec["status"] = "rolled_back"
+            rec["status"] = "failed" if module.params["discard"] else "rolled_back"
             rec["rolled_back"] = _now()
             store.save(rec)
+    if module.params["discard"] and not module.check_mode:
+        # An automatic restore of a failed run: that release never happened, so the pointer goes back to the
+        # release before it and the next rollback undoes the last release that did happen.
+        for rec in todo:
+            if store.current() == rec["id"]:
+                previous = rec.get("previous")
+                if previous:
+                    _atomic_write(store.pointer, (previous + "\n").encode(), 0o600)
+                else:
+                    os.unlink(store.pointer)
     module.exit_json(
         changed=True,
         release=target or current,
@@ -500,6 +517,7 @@ def main() -> None:
             sensitive=dict(type="bool", default=False),
             retention=dict(type="int", default=5),
             missing_ok=dict(type="bool", default=False),
+            discard=dict(type="bool", default=False),
             pip_args=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
