@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR ?= 1
 STANDIN := tests/standins/auth_server
 SANDBOX := -i inventory/sandbox
 
-.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test bench clean
+.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test bench bench-rollout clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ test: lint unit molecule ## Everything CI runs (README's test command)
 
 bench: venv standin-deps ## Benchmarks of the remote-auth patch: prints a table (~1.5 min, loopback only)
 	$(BIN)/python bench/remote_auth_bench.py
+
+bench-rollout: venv images ## Wall time of site.yml (fresh, no-change) and rollback.yml on a new sandbox (~5 min)
+	$(BIN)/python bench/rollout_wall_times.py
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
