@@ -407,10 +407,13 @@ def _release_time(release: str) -> str | None:
 def restore(module: AnsibleModule, store: Store) -> None:
     target = module.params["release"]
     current = store.current()
-    releases = {r["id"]: r for r in store.all()}
+    records = store.all()
+    releases = {r["id"]: r for r in records}
     lineage: list[dict] = []  # the current release and its ancestors, newest first
+    seen: set[str] = set()
     cursor = current
-    while cursor and cursor in releases and cursor not in {r["id"] for r in lineage}:
+    while cursor and cursor in releases and cursor not in seen:
+        seen.add(cursor)
         lineage.append(releases[cursor])
         cursor = releases[cursor].get("previous")
     if not target:
@@ -441,7 +444,7 @@ def restore(module: AnsibleModule, store: Store) -> None:
             msg="rollout_state: no release %r on this host (have: %s)" % (target, ", ".join(sorted(releases)) or "none")
         )
     todo = [r for r in chain if r.get("status") not in ("rolled_back", "failed")]
-    summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in store.all()]
+    summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in records]
     if not todo:
         module.exit_json(
             changed=False,
