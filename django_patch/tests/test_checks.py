@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from django.core.checks import run_checks
 
@@ -60,6 +62,15 @@ def test_unknown_cache_alias_is_e004(settings):
     messages = check_settings()
     assert ids(messages) == ["rozitech_remote_auth.E004"]
     assert "default" in messages[0].hint
+
+
+def test_cache_url_without_the_redis_package_is_e006(settings, monkeypatch):
+    settings.AUTH_SERVICE_CACHE_URL = "redis://cache:6379/0"
+    assert check_settings() == []  # redis is installed in the test venv
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis now raises ImportError
+    messages = check_settings()
+    assert ids(messages) == ["rozitech_remote_auth.E006"]
+    assert "rozitech-remote-auth[redis]" in messages[0].hint
 
 
 def test_missing_ca_bundle_is_e005(settings, tmp_path):

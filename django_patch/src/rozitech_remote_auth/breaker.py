@@ -1,10 +1,17 @@
-"""Circuit breaker towards the auth server (pybreaker), one per process (DESIGN §4.3).
+"""Circuit breaker towards the auth server (pybreaker) (DESIGN §4.3).
 
 Only transport failures count: refused/reset connections, timeouts, 5xx, answers outside the
 contract.  4xx answers (401, 403, 429, ...) are answers, not failures: they never trip it.
 After ``AUTH_SERVICE_BREAKER_FAIL_MAX`` consecutive failures the circuit opens and calls fail
 at once (:class:`pybreaker.CircuitBreakerError`) for ``AUTH_SERVICE_BREAKER_RESET_TIMEOUT``
 seconds; then one trial call is let through (half-open) and closes or re-opens it.
+
+State: per process by default (pybreaker's memory storage: with 3 gunicorn sync workers, each
+worker needs its own ``fail_max`` failures, each costing up to the read timeout, before it fails
+fast).  With ``AUTH_SERVICE_CACHE_URL`` set, :class:`SharedCircuitStorage` keeps the state, the
+failure count and the opening time in that Redis, so every worker on every app host sharing it
+opens the circuit after ``fail_max`` failures in total.  A Redis error never blocks a request:
+the storage falls back to the process's own memory state for ``SHARED_STATE_RETRY_SECONDS``.
 
 :func:`guarded` wraps pybreaker's ``calling()`` context manager: unlike
 ``CircuitBreaker.call``, it does not hold the breaker's lock while the guarded block runs, so
@@ -15,14 +22,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 import pybreaker
 
 from . import metrics
 
-__all__ = ["CircuitOpen", "build_breaker", "guarded"]
+__all__ = [
+    "SHARED_STATE_RETRY_SECONDS",
+    "CircuitOpen",
+    "SharedCircuitStorage",
+    "build_breaker",
+    "guarded",
+    "shared_storage",
+]
 
 logger = logging.getLogger("rozitech_remote_auth")
 
@@ -44,14 +61,155 @@ class _MetricsListener(pybreaker.CircuitBreakerListener):
         log("auth server circuit breaker: %s -> %s", old_name, new_state.name)
 
 
-def build_breaker(fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:
-    """A fresh, closed breaker; a tripping failure re-raises the original exception."""
+#: After a Redis error the shared state is not asked again for this many seconds.
+SHARED_STATE_RETRY_SECONDS = 5.0
+#: Redis keys of the shared state expire after a day without writes.
+_KEY_TTL_SECONDS = 86400
+
+_T = TypeVar("_T")
+
+
+class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
+    """pybreaker storage in Redis: keys ``<namespace>:`` + ``state``, ``fail_counter``,
+    ``success_counter``, ``opened_at`` (epoch seconds); they expire after a day without writes.
+
+    ``client`` is a ``redis.Redis`` (short socket timeouts).  Every write also goes to a
+    process-local :class:`pybreaker.CircuitMemoryStorage`; while Redis fails (any
+    ``redis.RedisError``) reads and writes use that local state, Redis is retried after
+    :data:`SHARED_STATE_RETRY_SECONDS`, and one warning per outage is logged (the error's
+    type only: the Redis URL may hold a password).
+    """
+
+    def __init__(self, client: Any, namespace: str, state: str = pybreaker.STATE_CLOSED) -> None:
+        super().__init__("rozitech-redis")
+        import redis  # the extra rozitech-remote-auth[redis]
+
+        self._redis = client
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._namespace = namespace
+        self._local = pybreaker.CircuitMemoryStorage(state)
+        self._lock = threading.Lock()
+        self._skip_until = 0.0
+        self._degraded = False
+        self._shared(
+            lambda: self._redis.set(self._key("state"), state, nx=True, ex=_KEY_TTL_SECONDS), None
+        )
+
+    def _key(self, name: str) -> str:
+        return f"{self._namespace}:{name}"
+
+    def _shared(self, operation: Callable[[], _T], fallback: _T) -> _T:
+        """``operation()`` against Redis, or ``fallback`` while Redis is failing."""
+        if time.monotonic() < self._skip_until:
+            return fallback
+        try:
+            result = operation()
+        except self._errors as exc:
+            with self._lock:
+                self._skip_until = time.monotonic() + SHARED_STATE_RETRY_SECONDS
+                if not self._degraded:
+                    self._degraded = True
+                    logger.warning(
+                        "circuit breaker: shared state unreachable (%s), using the process's own",
+                        type(exc).__name__,
+                    )
+            return fallback
+        if self._degraded:
+            with self._lock:
+                self._degraded = False
+            logger.info("circuit breaker: shared state reachable again")
+        return result
+
+    def _get(self, name: str) -> str | None:
+        raw = self._shared(lambda: self._redis.get(self._key(name)), None)
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def _set(self, name: str, value: Any) -> None:
+        self._shared(lambda: self._redis.set(self._key(name), value, ex=_KEY_TTL_SECONDS), None)
+
+    def _incr(self, name: str) -> None:
+        def incr() -> None:
+            pipe = self._redis.pipeline()
+            pipe.incr(self._key(name))
+            pipe.expire(self._key(name), _KEY_TTL_SECONDS)
+            pipe.execute()
+
+        self._shared(incr, None)
+
+    @property
+    def state(self) -> str:
+        return self._get("state") or self._local.state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._local.state = state
+        self._set("state", state)
+
+    def increment_counter(self) -> None:
+        self._local.increment_counter()
+        self._incr("fail_counter")
+
+    def reset_counter(self) -> None:
+        self._local.reset_counter()
+        self._set("fail_counter", 0)
+
+    def increment_success_counter(self) -> None:
+        self._local.increment_success_counter()
+        self._incr("success_counter")
+
+    def reset_success_counter(self) -> None:
+        self._local.reset_success_counter()
+        self._set("success_counter", 0)
+
+    @property
+    def counter(self) -> int:
+        value = self._get("fail_counter")
+        return int(value) if value is not None else self._local.counter
+
+    @property
+    def success_counter(self) -> int:
+        value = self._get("success_counter")
+        return int(value) if value is not None else self._local.success_counter
+
+    @property
+    def opened_at(self) -> datetime | None:
+        value = self._get("opened_at")
+        if value is None:
+            return self._local.opened_at
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+
+    @opened_at.setter
+    def opened_at(self, now: datetime) -> None:
+        self._local.opened_at = now
+        self._set("opened_at", f"{now.timestamp():.3f}")
+
+
+def shared_storage(url: str, socket_timeout: float) -> SharedCircuitStorage:
+    """A :class:`SharedCircuitStorage` on the Redis at ``url`` (``AUTH_SERVICE_CACHE_URL``)."""
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+    )
+    return SharedCircuitStorage(client, namespace="rozitech_remote_auth:circuit")
+
+
+def build_breaker(
+    fail_max: int, reset_timeout: float, storage: pybreaker.CircuitBreakerStorage | None = None
+) -> pybreaker.CircuitBreaker:
+    """A breaker (fresh and closed unless ``storage`` is shared and open elsewhere).
+
+    A tripping failure re-raises the original exception.
+    """
     breaker = pybreaker.CircuitBreaker(
         fail_max=fail_max,
         reset_timeout=reset_timeout,
         listeners=[_MetricsListener()],
         name="rozitech-auth-server",
         throw_new_error_on_trip=False,
+        state_storage=storage,
     )
     metrics.set_circuit_state(breaker.current_state)
     return breaker

@@ -9,6 +9,7 @@ Ids are ``rozitech_remote_auth.<code>``:
 * ``E003``: timeouts outside ``0 < connect <= read <= total <= 60`` seconds;
 * ``E004``: ``AUTH_SERVICE_CACHE_ALIAS`` is not a key of ``CACHES``;
 * ``E005``: ``AUTH_SERVICE_CA_BUNDLE`` is not a readable file;
+* ``E006``: ``AUTH_SERVICE_CACHE_URL`` is set but the ``redis`` package is missing;
 * ``W001`` (``--deploy``): ``AUTH_SERVICE_URL`` is ``http://`` (tokens in clear text);
 * ``W002`` (``--deploy``): the identity cache is ``DummyCache`` (every request goes upstream);
 * ``W003``: the class is in no default list and the simplejwt bridge is off (patch inert);
@@ -84,6 +85,23 @@ def _cache_alias(cfg: RemoteAuthSettings) -> list[CheckMessage]:
     ]
 
 
+def _redis_package(cfg: RemoteAuthSettings) -> list[CheckMessage]:
+    if not cfg.cache_url:
+        return []
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return [
+            Error(
+                "AUTH_SERVICE_CACHE_URL is set but the redis package is not installed.",
+                hint="pip install 'rozitech-remote-auth[redis]' (the rollout does it when "
+                "remote_auth_cache_url is set).",
+                id=_ID + "E006",
+            )
+        ]
+    return []
+
+
 def _ca_bundle(cfg: RemoteAuthSettings) -> list[CheckMessage]:
     if not cfg.ca_bundle or (os.path.isfile(cfg.ca_bundle) and os.access(cfg.ca_bundle, os.R_OK)):
         return []
@@ -126,13 +144,14 @@ def _url_path(cfg: RemoteAuthSettings) -> list[CheckMessage]:
 
 @register(Tags.security, "rozitech_remote_auth")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Errors for unusable settings (E001-E005), an inert patch (W003), a doubled /api (W004)."""
+    """Errors for unusable settings (E001-E006), an inert patch (W003), a doubled /api (W004)."""
     cfg, messages = _load()
     if cfg is None:
         return messages
     return [
         *_timeouts(cfg),
         *_cache_alias(cfg),
+        *_redis_package(cfg),
         *_ca_bundle(cfg),
         *_auth_class_used(cfg),
         *_url_path(cfg),

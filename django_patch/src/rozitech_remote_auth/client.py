@@ -31,7 +31,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from . import __version__, metrics
-from .breaker import build_breaker, guarded
+from .breaker import build_breaker, guarded, shared_storage
 from .conf import RemoteAuthSettings, add_reset_hook, get_settings
 from .identity import MalformedIdentity, RemoteIdentity, parse_me_response
 from .retry_after import parse_retry_after
@@ -131,8 +131,9 @@ class AuthClient:
         self.cfg = cfg
         self.pid = os.getpid()
         self.session = _build_session(cfg)
+        storage = shared_storage(cfg.cache_url, cfg.cache_socket_timeout) if cfg.cache_url else None
         self.breaker: pybreaker.CircuitBreaker = build_breaker(
-            cfg.breaker_fail_max, cfg.breaker_reset_timeout
+            cfg.breaker_fail_max, cfg.breaker_reset_timeout, storage
         )
 
     def close(self) -> None:

@@ -16,6 +16,10 @@ key                                   default    meaning
 ``AUTH_SERVICE_NEGATIVE_CACHE_TTL``   30         s an upstream 401 is remembered (0: off)
 ``AUTH_SERVICE_TOKEN_LEEWAY``         30         caching stops this many s before ``exp``
 ``AUTH_SERVICE_CACHE_ALIAS``          default    alias in ``CACHES`` for the identity cache
+``AUTH_SERVICE_CACHE_URL``            (empty)    ``redis://``/``rediss://``/``unix://`` URL: a Redis
+                                                 cache shared by every worker and app host, and the
+                                                 circuit breaker's shared state (see below)
+``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT`` 0.5        Redis connect and read timeout, s
 ``AUTH_SERVICE_CA_BUNDLE``            (empty)    CA bundle path; empty: requests' default
 ``AUTH_SERVICE_RETRY_AFTER``          5          ``Retry-After`` (s) sent with a 503 on outage
 ``AUTH_SERVICE_BREAKER_FAIL_MAX``     5          consecutive failures that open the circuit
@@ -23,6 +27,12 @@ key                                   default    meaning
 ``AUTH_SERVICE_BRIDGE_SIMPLEJWT``     true       bridge views pinned to simplejwt
 ``AUTH_SERVICE_ISSUER``               (empty)    expected ``iss``; tokens of others not ours
 ====================================  =========  ================================================
+
+With ``AUTH_SERVICE_CACHE_URL`` set, the settings overlay adds the alias
+:data:`SHARED_CACHE_ALIAS` to ``CACHES`` (Django's built-in ``RedisCache``, needs the ``redis``
+package: extra ``rozitech-remote-auth[redis]``) and uses it as the identity cache, whatever
+``AUTH_SERVICE_CACHE_ALIAS`` says; :mod:`.breaker` keeps the circuit state in the same Redis.
+The URL may carry a password: it is never logged.
 
 Errors: :class:`RemoteAuthConfigError` (an ``ImproperlyConfigured``) naming the offending key.
 """
@@ -40,12 +50,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
     "SETTING_KEYS",
+    "SHARED_CACHE_ALIAS",
     "RemoteAuthConfigError",
     "RemoteAuthSettings",
     "add_reset_hook",
     "get_settings",
     "parse_settings",
     "reset",
+    "shared_cache_config",
 ]
 
 
@@ -55,6 +67,10 @@ class RemoteAuthConfigError(ImproperlyConfigured):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+#: Alias of the Redis cache the overlay defines when ``AUTH_SERVICE_CACHE_URL`` is set.
+SHARED_CACHE_ALIAS = "rozitech_remote_auth"
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,8 @@ class RemoteAuthSettings:
     negative_cache_ttl: int = 30
     token_leeway: int = 30
     cache_alias: str = "default"
+    cache_url: str | None = None
+    cache_socket_timeout: float = 0.5
     ca_bundle: str | None = None
     retry_after: int = 5
     breaker_fail_max: int = 5
@@ -169,6 +187,32 @@ def _parse_alias(key: str, value: Any) -> str:
     return value.strip()
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _parse_redis_url(key: str, value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if not isinstance(value, str):
+        raise RemoteAuthConfigError(key, f"must be a string URL, got {type(value).__name__}")
+    text = value.strip()
+    parts = urlsplit(text)
+    # The value may hold a password: error messages name the scheme, never the URL.
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise RemoteAuthConfigError(
+            key, f"scheme must be one of {', '.join(_REDIS_SCHEMES)}, got {parts.scheme!r}"
+        )
+    try:
+        _port = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise RemoteAuthConfigError(key, "has an invalid port") from None
+    if parts.scheme != "unix" and not parts.hostname:
+        raise RemoteAuthConfigError(key, "has no host")
+    if parts.scheme == "unix" and not parts.path:
+        raise RemoteAuthConfigError(key, "has no socket path")
+    return text
+
+
 def _optional_str(key: str, value: Any) -> str | None:
     if _blank(value):
         return None
@@ -189,6 +233,8 @@ _SPEC: tuple[tuple[str, str, _Parser], ...] = (
     ("AUTH_SERVICE_NEGATIVE_CACHE_TTL", "negative_cache_ttl", _non_negative_int),
     ("AUTH_SERVICE_TOKEN_LEEWAY", "token_leeway", _non_negative_int),
     ("AUTH_SERVICE_CACHE_ALIAS", "cache_alias", _parse_alias),
+    ("AUTH_SERVICE_CACHE_URL", "cache_url", _parse_redis_url),
+    ("AUTH_SERVICE_CACHE_SOCKET_TIMEOUT", "cache_socket_timeout", _positive_float),
     ("AUTH_SERVICE_CA_BUNDLE", "ca_bundle", _optional_str),
     ("AUTH_SERVICE_RETRY_AFTER", "retry_after", _positive_int),
     ("AUTH_SERVICE_BREAKER_FAIL_MAX", "breaker_fail_max", _positive_int),
@@ -217,6 +263,22 @@ def parse_settings(raw: Mapping[str, Any]) -> RemoteAuthSettings:
             continue
         values[field] = parser(key, value)
     return RemoteAuthSettings(**values)
+
+
+def shared_cache_config(parsed: RemoteAuthSettings) -> dict[str, Any]:
+    """The ``CACHES`` entry for ``AUTH_SERVICE_CACHE_URL``: Django's built-in Redis backend.
+
+    Short socket timeouts (``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT``) keep a Redis outage a quick
+    cache miss (:mod:`rozitech_remote_auth.cache`) instead of a slow request.
+    """
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": parsed.cache_url,
+        "OPTIONS": {
+            "socket_connect_timeout": parsed.cache_socket_timeout,
+            "socket_timeout": parsed.cache_socket_timeout,
+        },
+    }
 
 
 def to_setting_values(parsed: RemoteAuthSettings) -> dict[str, Any]:

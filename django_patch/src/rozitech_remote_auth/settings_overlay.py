@@ -21,7 +21,10 @@ Steps, in order:
    ``AUTH_SERVICE_URL``) and set them as settings;
 3. put ``rozitech_remote_auth.authentication.RemoteJWTAuthentication`` first in
    ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` (exactly once);
-4. append ``rozitech_remote_auth`` to ``INSTALLED_APPS`` (once).
+4. append ``rozitech_remote_auth`` to ``INSTALLED_APPS`` (once);
+5. when ``AUTH_SERVICE_CACHE_URL`` is set: add the Redis cache
+   :data:`~.conf.SHARED_CACHE_ALIAS` to ``CACHES`` (:func:`~.conf.shared_cache_config`) and point
+   ``AUTH_SERVICE_CACHE_ALIAS`` at it.
 
 The base module's objects are copied, never mutated.
 """
@@ -35,7 +38,13 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
 
-from rozitech_remote_auth.conf import SETTING_KEYS, parse_settings, to_setting_values
+from rozitech_remote_auth.conf import (
+    SETTING_KEYS,
+    SHARED_CACHE_ALIAS,
+    parse_settings,
+    shared_cache_config,
+    to_setting_values,
+)
 
 _AUTH_CLASS = "rozitech_remote_auth.authentication.RemoteJWTAuthentication"
 _APP = "rozitech_remote_auth"
@@ -98,7 +107,12 @@ def build(base_module_name: str) -> dict[str, Any]:
     """The overlay's settings for ``base_module_name`` (upper-case names only)."""
     module = importlib.import_module(base_module_name)
     values = {name: getattr(module, name) for name in dir(module) if name.isupper()}
-    values.update(to_setting_values(parse_settings(_read_keys(values))))
+    parsed = parse_settings(_read_keys(values))
+    values.update(to_setting_values(parsed))
+    if parsed.cache_url:
+        shared = {SHARED_CACHE_ALIAS: shared_cache_config(parsed)}
+        values["CACHES"] = {**(values.get("CACHES") or {}), **shared}
+        values["AUTH_SERVICE_CACHE_ALIAS"] = SHARED_CACHE_ALIAS
     values["REST_FRAMEWORK"] = _with_auth_class_first(values.get("REST_FRAMEWORK"))
     values["INSTALLED_APPS"] = _with_app(values.get("INSTALLED_APPS"))
     values["REMOTE_AUTH_BASE_SETTINGS_MODULE"] = base_module_name

@@ -1,0 +1,249 @@
+"""AUTH_SERVICE_CACHE_URL: a real Redis as the shared identity cache and shared circuit state.
+
+Runs ``redis-server`` (Debian package ``redis-server``; ``.ci/run`` installs it) on a free
+loopback port per test module.  Two :class:`AuthClient` objects stand for two gunicorn workers
+(or two app hosts) sharing that Redis.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from rozitech_remote_auth import breaker as breaker_mod
+from rozitech_remote_auth import conf
+from rozitech_remote_auth.breaker import CircuitOpen
+from rozitech_remote_auth.cache import cache_get, cache_set
+from rozitech_remote_auth.client import AuthClient, UpstreamFailure
+from rozitech_remote_auth.conf import RemoteAuthConfigError, parse_settings
+from tests.support import make_token
+
+REDIS_SERVER = shutil.which("redis-server")
+needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            str(REDIS_SERVER),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def flushed(redis_url: str) -> str:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+def _cfg(url: str, cache_url: str, **overrides: Any) -> conf.RemoteAuthSettings:
+    raw = {
+        "AUTH_SERVICE_URL": url,
+        "AUTH_SERVICE_CACHE_URL": cache_url,
+        "AUTH_SERVICE_BREAKER_FAIL_MAX": 4,
+        "AUTH_SERVICE_BREAKER_RESET_TIMEOUT": 1,
+        "AUTH_SERVICE_TIMEOUT": 1,
+        "AUTH_SERVICE_CONNECT_TIMEOUT": 0.5,
+        "AUTH_SERVICE_TOTAL_TIMEOUT": 2,
+    }
+    raw.update(overrides)
+    return parse_settings(raw)
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["redis://cache:6379/0", "rediss://:pw@cache.internal:6380/2", "unix:///run/redis.sock"],
+)
+def test_cache_url_accepts_redis_urls(value):
+    assert (
+        parse_settings(
+            {"AUTH_SERVICE_URL": "https://a.example", "AUTH_SERVICE_CACHE_URL": value}
+        ).cache_url
+        == value
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://:s3cret@cache:6379", "scheme must be one of"),
+        ("redis://:s3cret@cache:99999", "invalid port"),
+        ("redis://", "has no host"),
+    ],
+)
+def test_cache_url_errors_name_the_key_never_the_password(value, message):
+    with pytest.raises(RemoteAuthConfigError) as info:
+        parse_settings({"AUTH_SERVICE_URL": "https://a.example", "AUTH_SERVICE_CACHE_URL": value})
+    assert info.value.key == "AUTH_SERVICE_CACHE_URL"
+    assert message in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_overlay_adds_the_shared_cache_and_uses_it(monkeypatch, tmp_path):
+    env = tmp_path / ".env"
+    env.write_text(
+        "AUTH_SERVICE_URL=https://auth.example\n"
+        "AUTH_SERVICE_CACHE_URL=redis://:pw@cache.internal:6379/1\n"
+        "AUTH_SERVICE_CACHE_SOCKET_TIMEOUT=0.25\n"
+    )
+    monkeypatch.setenv("REMOTE_AUTH_ENV_FILE", str(env))
+    monkeypatch.setenv("REMOTE_AUTH_BASE_SETTINGS_MODULE", "tests.app_settings")
+    sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
+    try:
+        overlay = importlib.import_module("rozitech_remote_auth.settings_overlay")
+    finally:
+        sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
+    values = vars(overlay)
+    assert values["AUTH_SERVICE_CACHE_ALIAS"] == conf.SHARED_CACHE_ALIAS
+    assert values["CACHES"][conf.SHARED_CACHE_ALIAS] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://:pw@cache.internal:6379/1",
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    }
+    from tests import app_settings
+
+    for alias in getattr(app_settings, "CACHES", {}):
+        assert alias in values["CACHES"]  # the app's own caches are kept
+
+
+# -- the identity cache on a real Redis --------------------------------------------------------
+
+
+@needs_redis
+def test_identity_cache_round_trip_through_real_redis(settings, flushed):
+    settings.CACHES = {
+        **settings.CACHES,
+        "shared": conf.shared_cache_config(_cfg("https://a.example", flushed)),
+    }
+    key = "rozitech_remote_auth:v1:" + "ab" * 32
+    cache_set("shared", key, {"kind": "rejected"}, ttl=30)
+    assert cache_get("shared", key) == {"v": 1, "kind": "rejected"}
+    caches["shared"].close()
+
+
+def test_identity_cache_on_an_unreachable_redis_is_a_fast_miss(settings):
+    port = _free_port()  # nothing listens there
+    settings.CACHES = {
+        **settings.CACHES,
+        "gone": conf.shared_cache_config(_cfg("https://a.example", f"redis://127.0.0.1:{port}/0")),
+    }
+    started = time.monotonic()
+    assert cache_get("gone", "rozitech_remote_auth:v1:" + "cd" * 32) is None
+    cache_set("gone", "rozitech_remote_auth:v1:" + "cd" * 32, {"kind": "rejected"}, ttl=30)
+    assert time.monotonic() - started < 1.5
+
+
+# -- the circuit state shared by two workers ---------------------------------------------------
+
+
+def _fail(worker: AuthClient, token: str) -> str:
+    try:
+        worker.fetch_me(token)
+    except CircuitOpen:
+        return "open"
+    except UpstreamFailure as exc:
+        return exc.reason
+    return "answered"
+
+
+@needs_redis
+def test_two_workers_open_the_circuit_together(upstream, flushed):
+    upstream.respond(500)
+    cfg = _cfg(upstream.url, flushed)
+    first, second = AuthClient(cfg), AuthClient(cfg)
+    token = make_token("u-1", "a@example.com")
+    # fail_max (4) failures in total, split over both workers, open the circuit for both.
+    assert [
+        _fail(first, token),
+        _fail(second, token),
+        _fail(first, token),
+        _fail(second, token),
+    ] == ["unavailable"] * 4
+    assert upstream.calls == 4
+    assert first.breaker.current_state == second.breaker.current_state == "open"
+    assert _fail(first, token) == "open"
+    assert _fail(second, token) == "open"
+    assert upstream.calls == 4  # failed fast: no request made
+    # A third worker started later sees the open circuit too.
+    assert _fail(AuthClient(cfg), token) == "open"
+
+    upstream.behaviour = None  # the auth server recovers
+    time.sleep(1.05)
+    assert first.fetch_me(token).status == 200  # trial call closes the shared circuit
+    assert second.breaker.current_state == "closed"
+    assert second.fetch_me(token).status == 200
+    assert upstream.calls == 6
+
+
+@needs_redis
+def test_per_process_breakers_without_a_cache_url(upstream):
+    upstream.respond(500)
+    cfg = parse_settings({"AUTH_SERVICE_URL": upstream.url, "AUTH_SERVICE_BREAKER_FAIL_MAX": 2})
+    first, second = AuthClient(cfg), AuthClient(cfg)
+    token = make_token("u-1", "a@example.com")
+    assert [_fail(first, token), _fail(first, token)] == ["unavailable"] * 2
+    assert first.breaker.current_state == "open"
+    assert second.breaker.current_state == "closed"  # each worker counts for itself
+
+
+def test_unreachable_shared_state_falls_back_to_the_process(upstream, caplog, monkeypatch):
+    monkeypatch.setattr(breaker_mod, "SHARED_STATE_RETRY_SECONDS", 60.0)
+    upstream.respond(500)
+    port = _free_port()
+    cfg = _cfg(upstream.url, f"redis://:s3cret@127.0.0.1:{port}/0")
+    with caplog.at_level(logging.INFO, logger="rozitech_remote_auth"):
+        worker = AuthClient(cfg)
+        token = make_token("u-1", "a@example.com")
+        outcomes = [_fail(worker, token) for _ in range(5)]
+    assert outcomes == ["unavailable"] * 4 + ["open"]  # the local state still opens the circuit
+    assert upstream.calls == 4
+    warnings = [r for r in caplog.records if "shared state unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, not per call
+    assert "s3cret" not in caplog.text
+    assert str(port) not in caplog.text
