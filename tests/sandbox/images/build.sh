@@ -8,6 +8,7 @@
 #   rozitech-sandbox/auth-standin:bookworm  host + Node.js + the auth server stand-in (tests/standins/auth_server).
 #   rozitech-sandbox/auth-exporter:0.1.0    the auth probe exporter (monitoring/exporter), not systemd.
 #   rozitech-sandbox/prometheus:2.42.0      Prometheus from Debian's package (monitoring/prometheus-image).
+#   rozitech-sandbox/redis:bookworm         Redis from Debian's package: the app hosts' shared cache (sandbox only).
 #
 # Cached by tag: the base is built once (about 1 min), derived images reuse Docker's layer cache (seconds).
 # Environment:
@@ -88,4 +89,8 @@ docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$exporter_tag" "$root/mon
 prom_tag="rozitech-sandbox/prometheus:2.42.0"
 log "building $prom_tag"
 docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$prom_tag" "$root/monitoring/prometheus-image" >/dev/null
+# Redis (redis:7 where a registry exists): the sandbox's shared identity cache.
+redis_tag="rozitech-sandbox/redis:bookworm"
+log "building $redis_tag"
+docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$redis_tag" "$here/redis" >/dev/null
 log "done: $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rozitech-sandbox/' | tr '\n' ' ')"
