@@ -234,6 +234,18 @@ def test_negative_cache_never_past_exp(client, upstream):
     assert entry_ttl is None or entry_ttl - time.time() <= 1.0
 
 
+def test_expired_token_is_refused_without_an_upstream_call(client, upstream):
+    expired = make_token("u-1", "a@example.com", exp_in=-60)
+    response = client.get("/api/default/", **bearer(expired))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert upstream.calls == 0
+    # Within the clock-skew allowance the auth server still decides (and says 401 here).
+    just_expired = make_token("u-2", "b@example.com", exp_in=-2)
+    assert client.get("/api/default/", **bearer(just_expired)).status_code == 401
+    assert upstream.calls == 1
+
+
 def test_negative_cache_can_be_disabled(client, upstream, settings):
     settings.AUTH_SERVICE_NEGATIVE_CACHE_TTL = 0
     bad = make_token("u-1", "a@example.com", secret="another-secret-0123456789-abcdef")

@@ -22,7 +22,9 @@ from typing import Any
 
 __all__ = [
     "CACHE_KEY_PREFIX",
+    "EXPIRED_SKEW_SECONDS",
     "cache_key",
+    "expired",
     "is_owned",
     "negative_ttl",
     "positive_ttl",
@@ -83,6 +85,22 @@ def _exp(claims: Mapping[str, Any] | None) -> float | None:
     if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
         return None
     return float(exp)
+
+
+#: A token whose ``exp`` lies more than this many seconds in the past is refused without a call.
+EXPIRED_SKEW_SECONDS = 5
+
+
+def expired(claims: Mapping[str, Any] | None, now: float | None = None) -> bool:
+    """Whether the unverified ``exp`` is past (more than :data:`EXPIRED_SKEW_SECONDS` ago).
+
+    Safe on unverified claims: it only ever *refuses* a token, which the auth server would refuse
+    too (``401 TOKEN_EXPIRED``).  It saves the upstream call (and rate-limit budget) that a client
+    retrying with an expired token would otherwise cost on every request: a 401 is never cached
+    past ``exp``.
+    """
+    exp = _exp(claims)
+    return exp is not None and exp + EXPIRED_SKEW_SECONDS < (time.time() if now is None else now)
 
 
 def positive_ttl(

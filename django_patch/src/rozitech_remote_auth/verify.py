@@ -2,6 +2,8 @@
 
 :func:`resolve` turns a Bearer token the remote class owns into an :data:`Outcome`:
 
+0. a token whose unverified ``exp`` is past is refused at once (:func:`~.tokens.expired`: no
+   upstream call, no metric: nothing was verified);
 1. cache lookup by sha256 of the whole token: a verified identity (with the local user's pk)
    or a remembered upstream 401;
 2. on a miss, one call per token per process (:class:`~.singleflight.SingleFlight`) to
@@ -30,7 +32,7 @@ from .client import UpstreamAnswer, UpstreamFailure, get_client
 from .conf import RemoteAuthSettings, get_settings
 from .identity import RemoteIdentity
 from .singleflight import FlightTimeout, SingleFlight
-from .tokens import cache_key, negative_ttl, positive_ttl
+from .tokens import cache_key, expired, negative_ttl, positive_ttl
 from .users import sync_user
 
 __all__ = ["Outcome", "Refused", "Verified", "resolve"]
@@ -72,6 +74,8 @@ def resolve(token: str, claims: Mapping[str, Any] | None) -> tuple[Outcome, bool
     for this caller.  Raises only unexpected errors (e.g. database errors during user sync).
     """
     cfg = get_settings()
+    if expired(claims):
+        return Refused(metrics.INVALID), False
     key = cache_key(token)
     cached = cache_get(cfg.cache_alias, key)
     if cached is not None:
