@@ -201,3 +201,20 @@ def test_no_header_is_401_with_www_authenticate(client, upstream):
     response = client.get("/api/default/")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.django_db
+def test_cached_pk_of_another_user_is_never_used(client, upstream):
+    """A cache shared by app hosts with separate databases: the cached pk is another user here."""
+    token = make_token("u-1", "alice@example.com")
+    assert client.get("/api/default/", **bearer(token)).json()["email"] == "alice@example.com"
+    User = get_user_model()
+    alice = User.objects.get(email="alice@example.com")
+    # On "another host" the same pk belongs to Bob, and Alice is not known yet.
+    alice.delete()
+    bob = User.objects.create(pk=alice.pk, username="bob", email="bob@example.com")
+    answer = client.get("/api/default/", **bearer(token))
+    assert answer.status_code == 200
+    assert answer.json()["email"] == "alice@example.com"
+    assert answer.json()["pk"] != bob.pk
+    assert upstream.calls == 1  # still served from the cache: only the local user was re-synced

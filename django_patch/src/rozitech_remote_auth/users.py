@@ -104,8 +104,23 @@ def sync_user(identity: RemoteIdentity) -> Any:
     return user
 
 
+def _belongs_to(user: Any, email: str) -> bool:
+    """Whether ``user`` is the local user :func:`_find` would pick for ``email`` (e-mail or username)."""
+    model = type(user)
+    wanted = email.casefold()
+    fields = {model.get_email_field_name(), model.USERNAME_FIELD}
+    return any(str(getattr(user, field, "") or "").casefold() == wanted for field in fields)
+
+
 def get_cached_user(user_pk: Any, identity: RemoteIdentity) -> Any:
-    """The local user with ``user_pk`` (from a cache entry), re-synced if it no longer exists."""
+    """The local user with ``user_pk`` (from a cache entry), if it is still the identity's user.
+
+    Re-synced by e-mail (:func:`sync_user`) when that pk no longer exists or now belongs to someone
+    else: a cache shared by app hosts with separate databases, or a pk reused after a deletion,
+    must never hand one user another's account.
+    """
     model = get_user_model()
     user = model._default_manager.filter(pk=user_pk).first()
-    return user if user is not None else sync_user(identity)
+    if user is not None and _belongs_to(user, identity.email):
+        return user
+    return sync_user(identity)
