@@ -211,8 +211,9 @@ def test_cached_pk_of_another_user_is_never_used(client, upstream):
     User = get_user_model()
     alice = User.objects.get(email="alice@example.com")
     # On "another host" the same pk belongs to Bob, and Alice is not known yet.
+    alice_pk = alice.pk
     alice.delete()
-    bob = User.objects.create(pk=alice.pk, username="bob", email="bob@example.com")
+    bob = User.objects.create(pk=alice_pk, username="bob", email="bob@example.com")
     answer = client.get("/api/default/", **bearer(token))
     assert answer.status_code == 200
     assert answer.json()["email"] == "alice@example.com"

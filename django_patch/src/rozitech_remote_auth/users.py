@@ -105,7 +105,7 @@ def sync_user(identity: RemoteIdentity) -> Any:
 
 
 def _belongs_to(user: Any, email: str) -> bool:
-    """Whether ``user`` is the local user :func:`_find` would pick for ``email`` (e-mail or username)."""
+    """Whether ``user`` is who :func:`_find` would pick for ``email`` (e-mail or username)."""
     model = type(user)
     wanted = email.casefold()
     fields = {model.get_email_field_name(), model.USERNAME_FIELD}
