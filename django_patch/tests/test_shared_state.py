@@ -247,3 +247,31 @@ def test_unreachable_shared_state_falls_back_to_the_process(upstream, caplog, mo
     assert len(warnings) == 1  # once per outage, not per call
     assert "s3cret" not in caplog.text
     assert str(port) not in caplog.text
+
+
+@needs_redis
+def test_refresh_state_lets_an_idle_worker_see_the_shared_circuit(upstream, flushed, monkeypatch):
+    from prometheus_client import REGISTRY
+
+    upstream.respond(500)
+    cfg = _cfg(upstream.url, flushed)
+    busy, idle = AuthClient(cfg), AuthClient(cfg)
+    token = make_token("u-1", "a@example.com")
+    for _ in range(4):
+        _fail(busy, token)
+    assert busy.breaker.current_state == "open"
+    assert idle.breaker._state.name == "closed"  # what the idle worker last saw
+
+    monkeypatch.setattr(breaker_mod, "_refreshed_at", 0.0)
+    breaker_mod.refresh_state(idle.breaker)
+    assert idle.breaker._state.name == "open"
+    assert REGISTRY.get_sample_value("rozitech_remote_auth_circuit_state") == 1
+
+    upstream.behaviour = None
+    time.sleep(1.05)
+    assert busy.fetch_me(token).status == 200  # closes the shared circuit
+    breaker_mod.refresh_state(idle.breaker)  # within 5 s of the last refresh: not asked again
+    assert idle.breaker._state.name == "open"
+    breaker_mod.refresh_state(idle.breaker, force=True)  # a scrape forces it
+    assert idle.breaker._state.name == "closed"
+    assert REGISTRY.get_sample_value("rozitech_remote_auth_circuit_state") == 0

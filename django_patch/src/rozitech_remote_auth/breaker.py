@@ -34,6 +34,7 @@ from . import metrics
 
 __all__ = [
     "SHARED_STATE_RETRY_SECONDS",
+    "STATE_REFRESH_SECONDS",
     "CircuitOpen",
     "SharedCircuitStorage",
     "build_breaker",
@@ -213,6 +214,30 @@ def build_breaker(
     )
     metrics.set_circuit_state(breaker.current_state)
     return breaker
+
+
+#: How often (at most) a process re-reads the breaker state for its circuit gauge, seconds.
+STATE_REFRESH_SECONDS = 5.0
+_refreshed_at = 0.0
+
+
+def refresh_state(breaker: pybreaker.CircuitBreaker, *, force: bool = False) -> None:
+    """Let this process notice a state change made elsewhere (at most every 5 s).
+
+    With shared state another worker or host may open or close the circuit; pybreaker notices
+    (and the listener updates ``rozitech_remote_auth_circuit_state``) only when this process asks.
+    Called on every verification, cache hits included, and before each metrics scrape, so an idle
+    worker's gauge does not keep reporting an open circuit that has closed.  Never raises.
+    """
+    global _refreshed_at
+    now = time.monotonic()
+    if not force and now - _refreshed_at < STATE_REFRESH_SECONDS:
+        return
+    _refreshed_at = now
+    try:
+        breaker.state  # noqa: B018 - the property syncs the cached state and notifies listeners
+    except Exception as exc:  # a broken state store must never fail a request
+        logger.warning("circuit breaker: state refresh failed: %s", type(exc).__name__)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from . import metrics
-from .breaker import CircuitOpen
+from .breaker import CircuitOpen, refresh_state
 from .cache import cache_get, cache_set
 from .client import UpstreamAnswer, UpstreamFailure, get_client
 from .conf import RemoteAuthSettings, get_settings
@@ -74,6 +74,7 @@ def resolve(token: str, claims: Mapping[str, Any] | None) -> tuple[Outcome, bool
     for this caller.  Raises only unexpected errors (e.g. database errors during user sync).
     """
     cfg = get_settings()
+    refresh_state(get_client().breaker)
     if expired(claims):
         return Refused(metrics.INVALID), False
     key = cache_key(token)

@@ -16,11 +16,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from . import metrics  # noqa: F401 - registers the metrics in this process
+from .breaker import refresh_state
+from .client import get_client
+from .conf import RemoteAuthConfigError, get_settings
+
+
+def conf_is_usable() -> bool:
+    """Whether the settings parse (a scrape must still answer when they do not)."""
+    try:
+        get_settings()
+    except RemoteAuthConfigError:
+        return False
+    return True
+
 
 __all__ = ["metrics_view"]
 
 
 def _render() -> bytes:
+    if conf_is_usable():
+        refresh_state(get_client().breaker, force=True)  # this worker's gauge is current
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
