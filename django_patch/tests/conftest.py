@@ -7,7 +7,8 @@ import pytest
 from django.core.cache import caches
 from django.test import Client
 
-from rozitech_remote_auth import bridge, conf
+from rozitech_remote_auth import breaker, bridge, conf
+from rozitech_remote_auth import cache as identity_cache
 from tests.support import Upstream
 
 
@@ -17,6 +18,8 @@ def _isolation() -> Iterator[None]:
     caches["default"].clear()
     conf.reset()
     bridge.install()
+    identity_cache._skip_until = 0.0
+    breaker._refreshed_at = 0.0
     yield
     conf.reset()
     caches["default"].clear()

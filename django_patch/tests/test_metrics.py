@@ -132,14 +132,15 @@ def test_multiprocess_values_are_aggregated_across_workers(tmp_path, monkeypatch
     assert 'rozitech_remote_auth_verify_failures_total{reason="timeout"} 2.0' in text
     assert 'rozitech_remote_auth_verify_requests_total{result="success"} 2.0' in text
     assert "rozitech_remote_auth_verify_duration_seconds_count 4.0" in text
-    # livemax gauge: dead processes' files still count until child_exit marks them dead
+    # livemostrecent gauge: the newest write wins (the second worker opened its circuit last);
+    # a dead process's file counts until child_exit marks it dead
     assert "rozitech_remote_auth_circuit_state 1.0" in text
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     gunicorn_hooks.child_exit(None, SimpleNamespace(pid=second))
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-    assert not list(tmp_path.glob(f"gauge_livemax_{second}.db"))
-    assert list(tmp_path.glob(f"gauge_livemax_{first}.db"))
+    assert not list(tmp_path.glob(f"gauge_livemostrecent_{second}.db"))
+    assert list(tmp_path.glob(f"gauge_livemostrecent_{first}.db"))
     text = python(RENDER, tmp_path)
     assert "rozitech_remote_auth_circuit_state 0.0" in text
     assert 'rozitech_remote_auth_verify_failures_total{reason="timeout"} 2.0' in text

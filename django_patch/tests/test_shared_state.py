@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -113,7 +114,9 @@ def test_cache_url_accepts_redis_urls(value):
     ("value", "message"),
     [
         ("http://:s3cret@cache:6379", "scheme must be one of"),
-        ("redis://:s3cret@cache:99999", "invalid port"),
+        ("redis://:s3cret@cache:99999", "invalid host or port"),
+        ("redis://:pa[ss@cache:6379/0", "invalid host or port"),
+        ("redis://cache:6379/0?socket_timeout=abc", "redis-py accepts"),
         ("redis://", "has no host"),
     ],
 )
@@ -275,3 +278,70 @@ def test_refresh_state_lets_an_idle_worker_see_the_shared_circuit(upstream, flus
     breaker_mod.refresh_state(idle.breaker, force=True)  # a scrape forces it
     assert idle.breaker._state.name == "closed"
     assert REGISTRY.get_sample_value("rozitech_remote_auth_circuit_state") == 0
+
+
+@needs_redis
+def test_one_trial_call_at_a_time_over_all_workers(upstream, flushed):
+    """Half-open: one worker makes the trial call; the others fail fast instead of waiting too."""
+    upstream.respond(500)
+    cfg = _cfg(upstream.url, flushed)
+    workers = [AuthClient(cfg) for _ in range(6)]
+    token = make_token("u-1", "a@example.com")
+    for worker in workers[:4]:
+        _fail(worker, token)
+    assert workers[0].breaker.current_state == "open"
+    time.sleep(1.05)  # past the reset timeout: the next call is a trial call
+
+    upstream.hang()  # the auth server now hangs: the trial call takes the read timeout (1 s)
+    outcomes: list[str] = []
+    threads = [
+        threading.Thread(target=lambda w=w: outcomes.append(_fail(w, token))) for w in workers
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    upstream.release.set()
+    assert sorted(outcomes) == ["open"] * 5 + ["timeout"], outcomes
+    assert upstream.calls == 5  # 4 failures + 1 trial call
+    assert time.monotonic() - started < 2.5
+    assert workers[0].breaker.current_state == "open"  # the failed trial re-opened it
+
+
+@needs_redis
+def test_lost_keys_read_as_closed_not_as_a_stale_local_state(upstream, flushed):
+    import redis
+
+    upstream.respond(500)
+    cfg = _cfg(upstream.url, flushed)
+    opener, other = AuthClient(cfg), AuthClient(cfg)
+    token = make_token("u-1", "a@example.com")
+    for _ in range(4):
+        _fail(opener, token)
+    assert opener.breaker.current_state == "open"
+    redis.Redis.from_url(flushed).flushdb()  # Redis restarted without persistence
+    assert opener.breaker.current_state == "closed"
+    assert other.breaker.current_state == "closed"
+    upstream.behaviour = None
+    assert opener.fetch_me(token).status == 200
+
+
+def test_a_failing_cache_backend_is_skipped_for_a_while(settings, monkeypatch):
+    from rozitech_remote_auth import cache as identity_cache
+
+    port = _free_port()  # nothing listens there
+    settings.CACHES = {
+        **settings.CACHES,
+        "gone": conf.shared_cache_config(_cfg("https://a.example", f"redis://127.0.0.1:{port}/0")),
+    }
+    calls = []
+    real_get = caches["gone"].get
+    monkeypatch.setattr(caches["gone"], "get", lambda *a, **k: calls.append(1) or real_get(*a, **k))
+    key = "rozitech_remote_auth:v1:" + "ef" * 32
+    for _ in range(5):
+        assert cache_get("gone", key) is None
+    assert len(calls) == 1  # asked once, then skipped for BACKEND_RETRY_SECONDS
+    monkeypatch.setattr(identity_cache, "_skip_until", 0.0)
+    assert cache_get("gone", key) is None
+    assert len(calls) == 2

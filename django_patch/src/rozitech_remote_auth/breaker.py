@@ -21,11 +21,13 @@ verifications of different tokens proceed in parallel within one process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import pybreaker
@@ -68,6 +70,7 @@ SHARED_STATE_RETRY_SECONDS = 5.0
 _KEY_TTL_SECONDS = 86400
 
 _T = TypeVar("_T")
+_UNREACHABLE: Any = object()
 
 
 class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
@@ -121,10 +124,11 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
             logger.info("circuit breaker: shared state reachable again")
         return result
 
-    def _get(self, name: str) -> str | None:
-        raw = self._shared(lambda: self._redis.get(self._key(name)), None)
-        if raw is None:
-            return None
+    def _get(self, name: str) -> Any:
+        """The key's text, ``None`` when Redis has no such key, :data:`_UNREACHABLE` on error."""
+        raw = self._shared(lambda: self._redis.get(self._key(name)), _UNREACHABLE)
+        if raw is None or raw is _UNREACHABLE:
+            return raw
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     def _set(self, name: str, value: Any) -> None:
@@ -141,7 +145,19 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
 
     @property
     def state(self) -> str:
-        return self._get("state") or self._local.state
+        value = self._get("state")
+        if value is _UNREACHABLE:
+            return self._local.state
+        if value is None:  # lost (Redis restarted, evicted, expired): closed, like pybreaker's own
+            self._shared(
+                lambda: self._redis.set(
+                    self._key("state"), pybreaker.STATE_CLOSED, nx=True, ex=_KEY_TTL_SECONDS
+                ),
+                None,
+            )
+            value = pybreaker.STATE_CLOSED
+        self._local.state = value  # what Redis said is what a later outage falls back to
+        return str(value)
 
     @state.setter
     def state(self, state: str) -> None:
@@ -167,34 +183,62 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
     @property
     def counter(self) -> int:
         value = self._get("fail_counter")
-        return int(value) if value is not None else self._local.counter
+        if value is _UNREACHABLE:
+            return self._local.counter
+        return int(value) if value is not None else 0
 
     @property
     def success_counter(self) -> int:
         value = self._get("success_counter")
-        return int(value) if value is not None else self._local.success_counter
+        if value is _UNREACHABLE:
+            return self._local.success_counter
+        return int(value) if value is not None else 0
 
     @property
     def opened_at(self) -> datetime | None:
         value = self._get("opened_at")
-        if value is None:
+        if value is _UNREACHABLE:
             return self._local.opened_at
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=timezone.utc) if value is not None else None
 
     @opened_at.setter
     def opened_at(self, now: datetime) -> None:
         self._local.opened_at = now
         self._set("opened_at", f"{now.timestamp():.3f}")
 
+    def acquire_trial(self, seconds: float) -> bool:
+        """Take the one trial-call slot of a half-open circuit for ``seconds`` (``SET NX PX``).
 
-def shared_storage(url: str, socket_timeout: float) -> SharedCircuitStorage:
-    """A :class:`SharedCircuitStorage` on the Redis at ``url`` (``AUTH_SERVICE_CACHE_URL``)."""
+        True when this process may make the trial call; also True while Redis is unreachable
+        (the process's own state decides then).
+        """
+        token = f"{os.getpid()}:{threading.get_ident()}"
+        taken = self._shared(
+            lambda: self._redis.set(
+                self._key("trial"), token, nx=True, px=max(1, int(seconds * 1000))
+            ),
+            True,
+        )
+        return bool(taken)
+
+    def release_trial(self) -> None:
+        """Free the trial slot (after the trial call ended, either way)."""
+        self._shared(lambda: self._redis.delete(self._key("trial")), None)
+
+
+def shared_storage(url: str, socket_timeout: float, scope: str) -> SharedCircuitStorage:
+    """A :class:`SharedCircuitStorage` on the Redis at ``url`` (``AUTH_SERVICE_CACHE_URL``).
+
+    ``scope`` (the auth server's URL) is hashed into the key namespace: apps that share a Redis
+    but talk to different auth servers keep separate circuits.
+    """
     import redis
 
     client = redis.Redis.from_url(
         url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
     )
-    return SharedCircuitStorage(client, namespace="rozitech_remote_auth:circuit")
+    digest = hashlib.sha256(scope.encode("utf-8")).hexdigest()[:16]
+    return SharedCircuitStorage(client, namespace=f"rozitech_remote_auth:circuit:{digest}")
 
 
 def build_breaker(
@@ -222,30 +266,62 @@ _refreshed_at = 0.0
 
 
 def refresh_state(breaker: pybreaker.CircuitBreaker, *, force: bool = False) -> None:
-    """Let this process notice a state change made elsewhere (at most every 5 s).
+    """Publish the shared breaker's current state on this process's gauge (at most every 5 s).
 
     With shared state another worker or host may open or close the circuit; pybreaker notices
-    (and the listener updates ``rozitech_remote_auth_circuit_state``) only when this process asks.
-    Called on every verification, cache hits included, and before each metrics scrape, so an idle
-    worker's gauge does not keep reporting an open circuit that has closed.  Never raises.
+    only when this process makes a call.  Called on every verification, cache hits included, and
+    before each metrics scrape (``force``), so an idle worker's gauge does not keep reporting an
+    open circuit that has closed (the gauge is ``livemostrecent``).  The cached state object is
+    replaced *without* pybreaker's transition side effects: noticing "closed" late must not reset
+    the shared failure count.  Never raises.
     """
     global _refreshed_at
+    if not isinstance(breaker._state_storage, SharedCircuitStorage):
+        return  # per-process breakers: the gauge follows each worker's own transitions
     now = time.monotonic()
     if not force and now - _refreshed_at < STATE_REFRESH_SECONDS:
         return
     _refreshed_at = now
     try:
-        breaker.state  # noqa: B018 - the property syncs the cached state and notifies listeners
+        current = breaker.current_state
+        if current != breaker._state.name:  # pybreaker's cached state object (pinned 1.4)
+            with breaker._lock:
+                breaker._state = breaker._create_new_state(current, notify=False)
+            logger.info("auth server circuit breaker: now %s (changed by another process)", current)
+        metrics.set_circuit_state(current)
     except Exception as exc:  # a broken state store must never fail a request
         logger.warning("circuit breaker: state refresh failed: %s", type(exc).__name__)
 
 
+def _trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
+    """Whether the next call would be a trial call (half-open, or open past the reset timeout)."""
+    state = breaker.current_state
+    if state == pybreaker.STATE_HALF_OPEN:
+        return True
+    if state != pybreaker.STATE_OPEN:
+        return False
+    opened_at = breaker._state_storage.opened_at
+    return opened_at is None or datetime.now(timezone.utc) >= opened_at + timedelta(
+        seconds=breaker.reset_timeout
+    )
+
+
 @contextlib.contextmanager
-def guarded(breaker: pybreaker.CircuitBreaker) -> Iterator[None]:
+def guarded(breaker: pybreaker.CircuitBreaker, trial_seconds: float = 10.0) -> Iterator[None]:
     """Run the block under ``breaker``; exceptions escaping the block count as failures.
 
-    Raises :data:`CircuitOpen` on entry while the circuit is open.
+    Raises :data:`CircuitOpen` on entry while the circuit is open.  With shared state, one trial
+    call at a time over every worker and host (a Redis slot held at most ``trial_seconds``): the
+    others fail fast instead of all waiting on a hanging auth server together.
     """
-    ctx: Any = breaker.calling()
-    with ctx:
-        yield
+    storage = breaker._state_storage
+    slot = isinstance(storage, SharedCircuitStorage) and _trial_due(breaker)
+    if slot and not storage.acquire_trial(trial_seconds):
+        raise CircuitOpen("a trial call towards the auth server is in progress elsewhere")
+    try:
+        ctx: Any = breaker.calling()
+        with ctx:
+            yield
+    finally:
+        if slot:
+            storage.release_trial()

@@ -42,6 +42,7 @@ __all__ = [
     "AuthClient",
     "UpstreamAnswer",
     "UpstreamFailure",
+    "current_client",
     "get_client",
     "reset_client",
 ]
@@ -131,7 +132,11 @@ class AuthClient:
         self.cfg = cfg
         self.pid = os.getpid()
         self.session = _build_session(cfg)
-        storage = shared_storage(cfg.cache_url, cfg.cache_socket_timeout) if cfg.cache_url else None
+        storage = (
+            shared_storage(cfg.cache_url, cfg.cache_socket_timeout, cfg.url)
+            if cfg.cache_url
+            else None
+        )
         self.breaker: pybreaker.CircuitBreaker = build_breaker(
             cfg.breaker_fail_max, cfg.breaker_reset_timeout, storage
         )
@@ -146,7 +151,7 @@ class AuthClient:
         Raises :class:`UpstreamFailure` (transport failure, 5xx, answer outside the contract,
         deadline) or :data:`~.breaker.CircuitOpen` (failed fast, no request made).
         """
-        with guarded(self.breaker):
+        with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
             return self._fetch_with_retry(token)
 
     def _fetch_with_retry(self, token: str) -> UpstreamAnswer:
@@ -254,6 +259,12 @@ def get_client() -> AuthClient:
                 current.close()
             current = _client = AuthClient(cfg)
         return current
+
+
+def current_client() -> AuthClient | None:
+    """This process's client if it has one already (never builds one)."""
+    current = _client
+    return current if current is not None and current.pid == os.getpid() else None
 
 
 def reset_client() -> None:

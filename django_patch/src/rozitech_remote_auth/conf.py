@@ -39,6 +39,7 @@ Errors: :class:`RemoteAuthConfigError` (an ``ImproperlyConfigured``) naming the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Mapping
@@ -85,7 +86,7 @@ class RemoteAuthSettings:
     negative_cache_ttl: int = 30
     token_leeway: int = 30
     cache_alias: str = "default"
-    cache_url: str | None = None
+    cache_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     cache_socket_timeout: float = 0.5
     ca_bundle: str | None = None
     retry_after: int = 5
@@ -196,7 +197,10 @@ def _parse_redis_url(key: str, value: Any) -> str | None:
     if not isinstance(value, str):
         raise RemoteAuthConfigError(key, f"must be a string URL, got {type(value).__name__}")
     text = value.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unbalanced "[" in the password
+        raise RemoteAuthConfigError(key, "has an invalid host or port") from None
     # The value may hold a password: error messages name the scheme, never the URL.
     if parts.scheme not in _REDIS_SCHEMES:
         raise RemoteAuthConfigError(
@@ -204,12 +208,23 @@ def _parse_redis_url(key: str, value: Any) -> str | None:
         )
     try:
         _port = parts.port  # raises ValueError on a bad port
+        _host = parts.hostname  # raises ValueError on a malformed netloc
     except ValueError:
-        raise RemoteAuthConfigError(key, "has an invalid port") from None
+        raise RemoteAuthConfigError(key, "has an invalid host or port") from None
     if parts.scheme != "unix" and not parts.hostname:
         raise RemoteAuthConfigError(key, "has no host")
     if parts.scheme == "unix" and not parts.path:
         raise RemoteAuthConfigError(key, "has no socket path")
+    try:
+        from redis.connection import parse_url
+    except ImportError:  # E006 names the missing package
+        return text
+    try:
+        parse_url(text)  # the query options redis-py would reject at the first request
+    except (ValueError, TypeError):
+        raise RemoteAuthConfigError(
+            key, "is not a URL redis-py accepts (check its options)"
+        ) from None
     return text
 
 

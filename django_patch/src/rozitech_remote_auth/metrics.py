@@ -91,14 +91,15 @@ CACHE_HITS = Counter(
 CIRCUIT_STATE = Gauge(
     "rozitech_remote_auth_circuit_state",
     "Circuit breaker state towards the auth server: 0 closed, 1 open, 2 half-open.",
-    multiprocess_mode="livemax",
+    # The most recent value over live workers: each worker publishes the (shared) state on every
+    # verification and before a scrape (breaker.refresh_state), so the newest write is current.
+    multiprocess_mode="livemostrecent",
 )
 
 for _result in ("success", "failure"):
     VERIFY_REQUESTS.labels(result=_result)
 for _reason in FAILURE_REASONS:
     VERIFY_FAILURES.labels(reason=_reason)
-CIRCUIT_STATE.set(0)
 
 
 def record_success(duration: float) -> None:

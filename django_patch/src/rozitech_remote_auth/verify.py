@@ -123,6 +123,8 @@ def _verify(
     duration = time.monotonic() - started
     if isinstance(outcome, Verified):
         metrics.record_success(duration)
+    elif outcome.reason == metrics.CIRCUIT_OPEN:
+        metrics.record_failure(outcome.reason)  # no call made: not a verification latency
     else:
         metrics.record_failure(outcome.reason, duration)
     return outcome

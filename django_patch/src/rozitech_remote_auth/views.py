@@ -17,25 +17,15 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from . import metrics  # noqa: F401 - registers the metrics in this process
 from .breaker import refresh_state
-from .client import get_client
-from .conf import RemoteAuthConfigError, get_settings
-
-
-def conf_is_usable() -> bool:
-    """Whether the settings parse (a scrape must still answer when they do not)."""
-    try:
-        get_settings()
-    except RemoteAuthConfigError:
-        return False
-    return True
-
+from .client import current_client
 
 __all__ = ["metrics_view"]
 
 
 def _render() -> bytes:
-    if conf_is_usable():
-        refresh_state(get_client().breaker, force=True)  # this worker's gauge is current
+    client = current_client()
+    if client is not None:  # a worker that never verified has no breaker: nothing to publish
+        refresh_state(client.breaker, force=True)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
