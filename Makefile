@@ -10,10 +10,10 @@ export ANSIBLE_FORCE_COLOR ?= 1
 STANDIN := tests/standins/auth_server
 SANDBOX := -i inventory/sandbox
 
-.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test fullstack test-full bench bench-rollout clean
+.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test fullstack test-full bench bench-rollout bench-fullstack clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -88,6 +88,9 @@ bench: venv standin-deps ## Benchmarks of the remote-auth patch: prints a table 
 
 bench-rollout: venv images ## Wall time of site.yml (fresh, no-change) and rollback.yml on a new sandbox (~5 min)
 	$(BIN)/python bench/rollout_wall_times.py
+
+bench-fullstack: venv ## Figures on the running sandbox (after make demo): throughput, auth calls, fail fast (~13 min)
+	$(BIN)/python bench/fullstack_bench.py
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
