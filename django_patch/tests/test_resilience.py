@@ -14,9 +14,12 @@ from tests.support import bearer, failures, free_port, make_token, sample
 pytestmark = pytest.mark.django_db
 
 
-def assert_503(response, retry_after: str = "5") -> None:
+def assert_503(response, retry_after: str | tuple[str, ...] = "5") -> None:
+    """503 + ``Retry-After``: the setting (5) on an outage; with the circuit open, the seconds to
+    the trial call (the test settings' reset timeout is 0.5 s: "1")."""
     assert response.status_code == 503, response.content
-    assert response["Retry-After"] == retry_after
+    expected = (retry_after,) if isinstance(retry_after, str) else retry_after
+    assert response["Retry-After"] in expected
     assert "WWW-Authenticate" not in response
 
 
@@ -133,7 +136,7 @@ def test_circuit_opens_fails_fast_and_half_opens(client, upstream, settings):
 
     before = failures("circuit_open")
     started = time.monotonic()
-    assert_503(client.get("/api/default/", **bearer(token)))
+    assert_503(client.get("/api/default/", **bearer(token)), retry_after="1")
     assert time.monotonic() - started < 0.1  # milliseconds, no upstream call
     assert upstream.calls == fail_max
     assert failures("circuit_open") == before + 1
@@ -147,12 +150,26 @@ def test_circuit_opens_fails_fast_and_half_opens(client, upstream, settings):
     assert sample("rozitech_remote_auth_circuit_state") == 0
 
 
+def test_open_circuit_retry_after_is_the_time_to_the_trial_call(client, upstream, settings):
+    settings.AUTH_SERVICE_BREAKER_RESET_TIMEOUT = 30
+    upstream.respond(500)
+    token = make_token("u-1", "a@example.com")
+    for _ in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX):
+        assert (
+            client.get("/api/default/", **bearer(token))["Retry-After"] == "5"
+        )  # outage: the setting
+    response = client.get("/api/default/", **bearer(token))  # failed fast
+    assert response.status_code == 503
+    assert 29 <= int(response["Retry-After"]) <= 30
+
+
 def test_cached_identities_keep_working_while_circuit_is_open(client, upstream, settings):
     cached = make_token("u-c", "cached@example.com")
     assert client.get("/api/default/", **bearer(cached)).status_code == 200
     upstream.respond(500)
     for index in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX + 1):
-        assert_503(client.get("/api/default/", **bearer(make_token(f"u-{index}", "n@example.com"))))
+        answer = client.get("/api/default/", **bearer(make_token(f"u-{index}", "n@example.com")))
+        assert_503(answer, retry_after=("5", "1"))
     assert get_client().breaker.current_state == "open"
     assert client.get("/api/default/", **bearer(cached)).json()["email"] == "cached@example.com"
 
@@ -166,7 +183,7 @@ def test_failed_trial_call_reopens_circuit(client, upstream, settings):
     assert_503(client.get("/api/default/", **bearer(token)))  # the trial call
     assert get_client().breaker.current_state == "open"
     calls = upstream.calls
-    assert_503(client.get("/api/default/", **bearer(token)))
+    assert_503(client.get("/api/default/", **bearer(token)), retry_after="1")
     assert upstream.calls == calls
 
 

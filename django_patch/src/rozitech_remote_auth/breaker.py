@@ -41,6 +41,7 @@ __all__ = [
     "SharedCircuitStorage",
     "build_breaker",
     "guarded",
+    "seconds_until_trial",
     "shared_storage",
 ]
 
@@ -291,6 +292,21 @@ def refresh_state(breaker: pybreaker.CircuitBreaker, *, force: bool = False) -> 
         metrics.set_circuit_state(current)
     except Exception as exc:  # a broken state store must never fail a request
         logger.warning("circuit breaker: state refresh failed: %s", type(exc).__name__)
+
+
+def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float | None:
+    """Seconds until an open circuit lets a trial call through; ``None`` when it is not open.
+
+    What a 503's ``Retry-After`` should say while the circuit is open (RFC 9110 §10.2.3): a client
+    that comes back earlier is refused again without any call.
+    """
+    if breaker.current_state != pybreaker.STATE_OPEN:
+        return None
+    opened_at = breaker._state_storage.opened_at
+    if opened_at is None:
+        return 0.0
+    due = opened_at + timedelta(seconds=breaker.reset_timeout)
+    return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
 
 
 def _trial_due(breaker: pybreaker.CircuitBreaker) -> bool:

@@ -11,7 +11,8 @@
 3. 200: sync the local user, cache ``{identity, user_pk}`` for
    ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
    401: cache the rejection for ``min(AUTH_SERVICE_NEGATIVE_CACHE_TTL, exp - now)`` seconds;
-   403, 429, 5xx, timeouts, open circuit: nothing cached.
+   403, 429, 5xx, timeouts, open circuit: nothing cached; an open circuit's ``Retry-After`` is the
+   time left until its trial call (at least ``AUTH_SERVICE_RETRY_AFTER`` when unknown).
 
 Metrics: one ``verify_requests_total``/``verify_failures_total`` count and one duration
 observation per leader call (see :mod:`.metrics`).  Logs carry reasons and timings only.
@@ -20,13 +21,14 @@ observation per leader call (see :mod:`.metrics`).  Logs carry reasons and timin
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
 from . import metrics
-from .breaker import CircuitOpen, refresh_state
+from .breaker import CircuitOpen, refresh_state, seconds_until_trial
 from .cache import cache_get, cache_set
 from .client import UpstreamAnswer, UpstreamFailure, get_client
 from .conf import RemoteAuthSettings, get_settings
@@ -112,7 +114,10 @@ def _verify(
     try:
         answer = get_client().fetch_me(token)
     except CircuitOpen:
-        outcome: Outcome = Refused(metrics.CIRCUIT_OPEN, retry_after=cfg.retry_after)
+        # Retry-After: until the trial call (up to the reset timeout), not the generic 5 s.
+        wait = seconds_until_trial(get_client().breaker)
+        retry_after = max(1, math.ceil(wait)) if wait else cfg.retry_after
+        outcome: Outcome = Refused(metrics.CIRCUIT_OPEN, retry_after=retry_after)
     except UpstreamFailure as failure:
         logger.warning(
             "auth server verification failed: reason=%s detail=%s", failure.reason, failure.detail
