@@ -155,6 +155,28 @@ def test_overlay_adds_the_shared_cache_and_uses_it(monkeypatch, tmp_path):
         assert alias in values["CACHES"]  # the app's own caches are kept
 
 
+def test_overlay_keeps_djangos_default_cache_when_the_app_sets_none(monkeypatch, tmp_path):
+    """Like the SaaS Admin's quickstart settings: no CACHES at all (Django's LocMem default)."""
+    (tmp_path / "nocache_settings.py").write_text(
+        "from tests.app_settings import *  # noqa\ndel CACHES\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = tmp_path / ".env"
+    env.write_text(
+        "AUTH_SERVICE_URL=https://auth.example\nAUTH_SERVICE_CACHE_URL=redis://cache:6379/0\n"
+    )
+    monkeypatch.setenv("REMOTE_AUTH_ENV_FILE", str(env))
+    monkeypatch.setenv("REMOTE_AUTH_BASE_SETTINGS_MODULE", "nocache_settings")
+    sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
+    try:
+        overlay = importlib.import_module("rozitech_remote_auth.settings_overlay")
+    finally:
+        sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
+        sys.modules.pop("nocache_settings", None)
+    assert set(overlay.CACHES) == {"default", conf.SHARED_CACHE_ALIAS}
+    assert overlay.CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+
+
 # -- the identity cache on a real Redis --------------------------------------------------------
 
 

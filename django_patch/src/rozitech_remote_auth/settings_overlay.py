@@ -31,10 +31,12 @@ The base module's objects are copied, never mutated.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from typing import Any
 
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
 
@@ -110,8 +112,9 @@ def build(base_module_name: str) -> dict[str, Any]:
     parsed = parse_settings(_read_keys(values))
     values.update(to_setting_values(parsed))
     if parsed.cache_url:
-        shared = {SHARED_CACHE_ALIAS: shared_cache_config(parsed)}
-        values["CACHES"] = {**(values.get("CACHES") or {}), **shared}
+        # An app without CACHES runs on Django's default ("default": LocMem): keep it.
+        base_caches = values.get("CACHES") or copy.deepcopy(global_settings.CACHES)
+        values["CACHES"] = {**base_caches, SHARED_CACHE_ALIAS: shared_cache_config(parsed)}
         values["AUTH_SERVICE_CACHE_ALIAS"] = SHARED_CACHE_ALIAS
     values["REST_FRAMEWORK"] = _with_auth_class_first(values.get("REST_FRAMEWORK"))
     values["INSTALLED_APPS"] = _with_app(values.get("INSTALLED_APPS"))
