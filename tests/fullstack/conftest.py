@@ -48,9 +48,10 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         try:
             last = probe()
         except (requests.RequestException, OSError) as exc:
-            last = exc
-        if last:
-            return last
+            last = exc  # not an answer: poll again
+        else:
+            if last:
+                return last
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
         time.sleep(interval)
