@@ -8,8 +8,10 @@ secret and answers the wrapped or the bare form.  Tests can replace the behaviou
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,18 @@ from typing import Any
 import jwt
 from django.core.cache.backends.base import BaseCache
 from prometheus_client import REGISTRY
+
+OVERLAY = "rozitech_remote_auth.settings_overlay"
+
+
+def load_overlay() -> Any:
+    """Import the settings overlay afresh (it builds its settings at import) and forget it again."""
+    sys.modules.pop(OVERLAY, None)
+    try:
+        return importlib.import_module(OVERLAY)
+    finally:
+        sys.modules.pop(OVERLAY, None)
+
 
 AUTH_SECRET = "auth-server-secret-not-the-django-one-0123456789"
 

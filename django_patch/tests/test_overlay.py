@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from rozitech_remote_auth.conf import SETTING_KEYS
+from tests.support import OVERLAY, load_overlay
 
-OVERLAY = "rozitech_remote_auth.settings_overlay"
 AUTH_CLASS = "rozitech_remote_auth.authentication.RemoteJWTAuthentication"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,14 +32,6 @@ def overlay_env(monkeypatch, tmp_path):
     )
     monkeypatch.setenv("REMOTE_AUTH_ENV_FILE", str(env_file))
     return env_file
-
-
-def load_overlay():
-    sys.modules.pop(OVERLAY, None)
-    try:
-        return importlib.import_module(OVERLAY)
-    finally:
-        sys.modules.pop(OVERLAY, None)
 
 
 def test_overlay_wraps_base_settings(overlay_env):

@@ -7,7 +7,6 @@ loopback port per test module.  Two :class:`AuthClient` objects stand for two gu
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
 import socket
@@ -27,7 +26,7 @@ from rozitech_remote_auth.breaker import CircuitOpen
 from rozitech_remote_auth.cache import cache_get, cache_set
 from rozitech_remote_auth.client import AuthClient, UpstreamFailure
 from rozitech_remote_auth.conf import RemoteAuthConfigError, parse_settings
-from tests.support import make_token
+from tests.support import load_overlay, make_token
 
 REDIS_SERVER = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed")
@@ -137,12 +136,7 @@ def test_overlay_adds_the_shared_cache_and_uses_it(monkeypatch, tmp_path):
     )
     monkeypatch.setenv("REMOTE_AUTH_ENV_FILE", str(env))
     monkeypatch.setenv("REMOTE_AUTH_BASE_SETTINGS_MODULE", "tests.app_settings")
-    sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
-    try:
-        overlay = importlib.import_module("rozitech_remote_auth.settings_overlay")
-    finally:
-        sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
-    values = vars(overlay)
+    values = vars(load_overlay())
     assert values["AUTH_SERVICE_CACHE_ALIAS"] == conf.SHARED_CACHE_ALIAS
     assert values["CACHES"][conf.SHARED_CACHE_ALIAS] == {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -167,12 +161,10 @@ def test_overlay_keeps_djangos_default_cache_when_the_app_sets_none(monkeypatch,
     )
     monkeypatch.setenv("REMOTE_AUTH_ENV_FILE", str(env))
     monkeypatch.setenv("REMOTE_AUTH_BASE_SETTINGS_MODULE", "nocache_settings")
-    sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
-    try:
-        overlay = importlib.import_module("rozitech_remote_auth.settings_overlay")
-    finally:
-        sys.modules.pop("rozitech_remote_auth.settings_overlay", None)
-        sys.modules.pop("nocache_settings", None)
+    monkeypatch.delitem(
+        sys.modules, "nocache_settings", raising=False
+    )  # forgotten again afterwards
+    overlay = load_overlay()
     assert set(overlay.CACHES) == {"default", conf.SHARED_CACHE_ALIAS}
     assert overlay.CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
 

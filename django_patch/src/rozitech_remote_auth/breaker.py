@@ -181,19 +181,20 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
         self._local.reset_success_counter()
         self._set("success_counter", 0)
 
-    @property
-    def counter(self) -> int:
-        value = self._get("fail_counter")
+    def _count(self, name: str, local: int) -> int:
+        """The shared count ``name`` (0 when missing), or ``local`` while Redis is unreachable."""
+        value = self._get(name)
         if value is _UNREACHABLE:
-            return self._local.counter
+            return local
         return int(value) if value is not None else 0
 
     @property
+    def counter(self) -> int:
+        return self._count("fail_counter", self._local.counter)
+
+    @property
     def success_counter(self) -> int:
-        value = self._get("success_counter")
-        if value is _UNREACHABLE:
-            return self._local.success_counter
-        return int(value) if value is not None else 0
+        return self._count("success_counter", self._local.success_counter)
 
     @property
     def opened_at(self) -> datetime | None:
