@@ -20,6 +20,7 @@ PROBE_PASSWORD = os.environ.get("REMOTE_AUTH_TEST_PASSWORD", "Demo-Passw0rd!")
 APP_URL = os.environ.get("REMOTE_AUTH_TEST_APP_URL", "http://127.0.0.1")
 SERVICE = "rozitech-saas-admin.service"
 DROPIN = f"/etc/systemd/system/{SERVICE}.d/50-remote-auth.conf"
+SOCKET_UNIT = "/etc/systemd/system/rozitech-saas-admin.socket"
 STATE_DIR = "/var/lib/rozitech-rollout"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import APP_ROOT, APP_URL, DROPIN, PROBE_EMAIL, SERVICE, STATE_DIR
+from conftest import APP_ROOT, APP_URL, DROPIN, PROBE_EMAIL, SERVICE, SOCKET_UNIT, STATE_DIR
 
 # Under Molecule (ansible connection) only the app hosts; `pytest --hosts=...` overrides this.
 testinfra_hosts = ["ansible://saas_admin"]
@@ -97,3 +97,55 @@ def test_metrics_count_verifications_without_user_data(http, host):
     assert PROBE_EMAIL not in text and token not in text
     files = host.run("ls /run/rozitech-saas-admin-metrics").stdout.split()
     assert any(name.endswith(".db") for name in files), "multiprocess mode is on"
+
+
+def test_socket_unit_holds_the_apps_socket(host):
+    unit = host.file(SOCKET_UNIT)
+    assert unit.mode == 0o644 and unit.user == "root"
+    assert f"ListenStream={APP_ROOT}/run/gunicorn.sock" in unit.content_string.splitlines()
+    assert host.run(f"systemctl is-active {SOCKET_UNIT.rsplit('/', 1)[1]}").stdout.strip() == "active"
+    dropin = host.file(DROPIN).content_string.splitlines()
+    assert "Requires=rozitech-saas-admin.socket" in dropin and "After=rozitech-saas-admin.socket" in dropin
+    # One listening socket on the path, held by systemd and inherited by gunicorn (not bound by gunicorn itself).
+    listening = host.run(f"ss -xlpH src {APP_ROOT}/run/gunicorn.sock").stdout.strip().splitlines()
+    assert len(listening) == 1, listening
+    assert '("systemd",pid=1,' in listening[0] and '("gunicorn",' in listening[0], listening[0]
+
+
+def test_socket_unit_recorded_as_new(host):
+    """The release that added the socket unit recorded that it did not exist (so the rollback removes it)."""
+    records = [
+        json.loads(host.file(f"{STATE_DIR}/releases/{release}/release.json").content_string)
+        for release in host.file(f"{STATE_DIR}/releases").listdir()
+    ]
+    items = [item for record in records for item in record["items"] if item["path"] == SOCKET_UNIT]
+    assert items, f"no release recorded {SOCKET_UNIT}"
+    assert items[0]["existed"] is False and len(items) == 1, items
+
+
+def test_restart_under_load_drops_nothing(host):
+    """Two clients loop through nginx while the unit restarts: every answer is the one before the restart."""
+    url = f"{APP_URL}/api/auth/verify"
+    script = f"""
+        set -u
+        before=$(systemctl show -p MainPID --value {SERVICE})
+        out=$(mktemp)
+        end=$((SECONDS + 6))
+        client() {{ while [ $SECONDS -lt $end ]; do curl -s -o /dev/null -m 30 -w '%{{http_code}}\\n' {url}; done; }}
+        client >> "$out" & client >> "$out" &
+        sleep 1.5
+        systemctl restart {SERVICE}
+        wait
+        echo "pids $before $(systemctl show -p MainPID --value {SERVICE})"
+        sort "$out" | uniq -c
+        rm -f "$out"
+    """
+    baseline = host.run(f"curl -s -o /dev/null -w '%{{http_code}}' {url}").stdout.strip()
+    out = host.run(script)
+    assert out.rc == 0, out.stderr
+    lines = out.stdout.split("\n")
+    pids = lines[0].split()[1:]
+    assert pids[0] != pids[1], f"the unit did not restart: {pids}"
+    counts = {code: int(n) for n, code in (line.split() for line in lines[1:] if line.strip())}
+    assert set(counts) == {baseline}, f"answers during the restart: {counts}, expected only {baseline}"
+    assert counts[baseline] >= 20, counts
