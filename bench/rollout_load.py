@@ -256,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[rollout-load] {name}: {' '.join(cmd)}", flush=True)
         result = run_phase(name, cmd, args, url)
         results.append(result)
+        print(
+            f"[rollout-load] {name}: rc={result.rc}, {result.requests} requests, {result.failed} failed, "
+            f"{result.rate:.1f}/s, load average {result.load1:.2f}",
+            flush=True,
+        )
         if (result.rc == 0) != must_succeed:
             print(f"[rollout-load] {name}: rc={result.rc}, expected {'0' if must_succeed else 'a failure'}")
             status = 1
