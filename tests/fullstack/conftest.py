@@ -3,8 +3,9 @@
 Topology (tests/sandbox/up.yml, inventory/sandbox): the auth server stand-in (127.0.0.1:4000, its test-only
 control API on), nginx + TLS for auth.rozitech.test (127.0.0.1:8443), two SaaS Admin hosts (127.0.0.1:8080,
 127.0.0.1:8081) sharing one Redis, and on this machine's Docker engine the auth probe exporter
-(127.0.0.1:9747) and Prometheus (127.0.0.1:9090). Everything here talks to those ports or to `docker`.
-Tokens are never printed.
+(127.0.0.1:9747), Prometheus (127.0.0.1:9090), Alertmanager (127.0.0.1:9093) and the alert sink, the webhook
+receiver Alertmanager delivers to (127.0.0.1:9095, tests/sandbox/alert_sink). Everything here talks to those
+ports or to `docker`. Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ AUTH = os.environ.get("SANDBOX_AUTH_URL", "http://127.0.0.1:4000")
 APPS = tuple(os.environ.get("SANDBOX_APP_URLS", "http://127.0.0.1:8080,http://127.0.0.1:8081").split(","))
 PROMETHEUS = os.environ.get("SANDBOX_PROMETHEUS_URL", "http://127.0.0.1:9090")
 EXPORTER = os.environ.get("SANDBOX_EXPORTER_URL", "http://127.0.0.1:9747")
+ALERTMANAGER = os.environ.get("SANDBOX_ALERTMANAGER_URL", "http://127.0.0.1:9093")
+ALERT_SINK = os.environ.get("SANDBOX_ALERT_SINK_URL", "http://127.0.0.1:9095")
 PROXY = ("127.0.0.1", int(os.environ.get("SANDBOX_PROXY_PORT", "8443")))
 AUTH_DOMAIN = "auth.rozitech.test"
 SANDBOX_CA = ROOT / ".cache" / "sandbox-pki"
@@ -148,6 +151,17 @@ class Sandbox:
         alerts = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         states = {a["state"] for a in alerts if a["labels"].get("alertname") == name}
         return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
+
+    def notifications(self, since: int = 0) -> list[dict[str, Any]]:
+        """What Alertmanager delivered to the alert sink after sequence number ``since``, oldest first: each
+        ``{"seq", "received_at", "path" ("/critical" or "/warning"), "payload" (Alertmanager's webhook JSON)}``."""
+        answer = self.session.get(f"{ALERT_SINK}/notifications", params={"since": since}, timeout=10)
+        answer.raise_for_status()
+        return answer.json()["notifications"]
+
+    def last_notification(self) -> int:
+        """The sequence number of the newest notification the sink holds (0 = none)."""
+        return max((n["seq"] for n in self.notifications()), default=0)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         answer = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": expr}, timeout=10).json()

@@ -9,6 +9,9 @@ durations (1 to 10 min). The matrix waits for ``firing`` where the row is about 
 (auth server down: AuthServerDown pending then firing after 2 min; AuthCircuitOpen after 1 min) and for
 ``pending`` (the condition is true and Prometheus counts down) where waiting 5-10 min would only test
 Prometheus' clock. The exporter probes every 30 s, so probe-side conditions take up to ~45 s to show.
+Delivery to people: the auth-server-down row also asserts what Alertmanager sent to the sandbox's alert sink
+(exactly one firing and one resolved notification, critical receiver, runbook text and link); the sandbox's
+Alertmanager timings are short (inventory/sandbox: group_wait 5 s, group_interval 10 s), so that adds ~30 s.
 """
 
 from __future__ import annotations
@@ -79,10 +82,25 @@ def wait_alert(sandbox: Sandbox, name: str, states: tuple[str, ...], timeout: fl
     return wait_for(f"alert {name} in {states}", probe, timeout)
 
 
+def delivered(sandbox: Sandbox, alertname: str, since: int) -> list[tuple[str, dict]]:
+    """(notification status, the alert) for each notification since ``since`` holding ``alertname``."""
+    return [
+        (n["payload"]["status"], alert)
+        for n in sandbox.notifications(since)
+        for alert in n["payload"]["alerts"]
+        if alert["labels"].get("alertname") == alertname
+    ]
+
+
 # -- row 1 ---------------------------------------------------------------------------------------
 
 
 def test_auth_server_down(sandbox: Sandbox) -> None:
+    sink_start = sandbox.last_notification()
+
+    def delivered_down() -> list[tuple[str, dict]]:
+        return delivered(sandbox, "AuthServerDown", sink_start)
+
     cached = sandbox.mint()[0]
     calls = sandbox.me_calls()
     before_ids = user_ids(sandbox, cached)
@@ -121,6 +139,13 @@ def test_auth_server_down(sandbox: Sandbox) -> None:
             sandbox.me(app, fresh[1])
         wait_alert(sandbox, "AuthCircuitOpen", ("firing",), timeout=150)
         wait_alert(sandbox, "AuthServerDown", ("firing",), timeout=150)
+        # Alertmanager delivers it (sandbox: group_wait 5 s) to the critical receiver.
+        wait_for(
+            "Alertmanager to deliver the firing AuthServerDown",
+            lambda: ("firing", "AuthServerDown") in {(s, a["labels"]["alertname"]) for s, a in delivered_down()},
+            30,
+            1,
+        )
     finally:
         sandbox.standin_service("start")
 
@@ -134,6 +159,31 @@ def test_auth_server_down(sandbox: Sandbox) -> None:
         )
     wait_alert(sandbox, "AuthServerDown", ("inactive",))
     assert user_ids(sandbox, cached) == before_ids
+
+    # People were told once that it broke and once that it recovered (sandbox: group_interval 10 s), on the
+    # critical receiver, with the runbook: the rule's own text and the link to its section of docs/runbook.md.
+    wait_for(
+        "Alertmanager to deliver the resolved AuthServerDown",
+        lambda: "resolved" in {status for status, _ in delivered_down()},
+        40,
+        1,
+    )
+    time.sleep(12)  # one more group_interval: a duplicate would arrive now
+    notifications = [
+        n
+        for n in sandbox.notifications(sink_start)
+        if any(a["labels"].get("alertname") == "AuthServerDown" for a in n["payload"]["alerts"])
+    ]
+    assert [n["payload"]["status"] for n in notifications] == ["firing", "resolved"], notifications
+    for notification in notifications:
+        assert notification["path"] == "/critical"
+        assert notification["payload"]["receiver"] == "sandbox-critical"
+        assert notification["payload"]["groupLabels"] == {"alertname": "AuthServerDown", "service": "rozitech-auth"}
+        (alert,) = notification["payload"]["alerts"]
+        assert alert["status"] == notification["payload"]["status"]
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["runbook_url"] == "docs/runbook.md#authserverdown"
+        assert alert["annotations"]["runbook"].startswith("Check auth.rozitech.com/health from the monitoring host")
 
 
 # -- row 2 ---------------------------------------------------------------------------------------
