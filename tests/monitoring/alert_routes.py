@@ -8,7 +8,7 @@ For the demo's proof and for ops (through an SSH tunnel to the monitoring host).
 Prometheus ``/api/v1/alertmanagers``, Alertmanager ``/api/v2/status`` (its loaded config, in which Alertmanager
 itself shows every secret as ``<secret>``) and ``/api/v2/alerts``; with ``--sink``, the sandbox's alert sink
 (``/notifications``). Per receiver only the kind of each integration and its non-secret target are printed
-(e-mail ``to``, chat ``channel``, a webhook URL only as Alertmanager shows it).
+(e-mail ``to``, chat ``channel``, a webhook's host only).
 Exit status 0 when everything asked answered, 2 when something did not.
 """
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,12 @@ def get_json(url: str) -> Any:
         raise PromError(f"{url}: {exc}") from exc
 
 
+def _host(url: str | None) -> str | None:
+    """Only the host[:port] of a webhook URL (its path or query may carry a token)."""
+    netloc = urllib.parse.urlsplit(url or "").netloc
+    return f"to {netloc.rpartition('@')[2]}" if netloc else None
+
+
 def _targets(receiver: dict[str, Any]) -> list[str]:
     """``kind target`` for each integration of a receiver (secrets are never printed)."""
     out = []
@@ -49,7 +56,7 @@ def _targets(receiver: dict[str, Any]) -> list[str]:
         for config in configs or []:
             target = {
                 "email": config.get("to"),
-                "webhook": config.get("url"),
+                "webhook": _host(config.get("url")),
                 "slack": config.get("channel"),
                 "msteams": None,
                 "pagerduty": None,

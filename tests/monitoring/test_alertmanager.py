@@ -212,3 +212,22 @@ def test_the_sink_records_what_alertmanager_posts(sink: str) -> None:
     assert got[0]["payload"] == firing
     assert [n["seq"] for n in _get(f"{sink}/notifications?since=1")["notifications"]] == [2]
     assert _get(f"{sink}/-/healthy") == {"status": "ok"}
+
+
+def test_alert_routes_prints_no_secret_of_a_receiver() -> None:
+    import alert_routes
+
+    receiver = {
+        "name": "page",
+        "email_configs": [{"to": "oncall@example.org", "auth_password": "marker-secret-1"}],
+        "slack_configs": [{"api_url": "https://hooks.example/marker-secret-2", "channel": "#auth"}],
+        "pagerduty_configs": [{"routing_key": "marker-secret-3"}],
+        "webhook_configs": [{"url": "https://user:marker-secret-4@hooks.example:8443/marker-secret-5?t=6"}],
+    }
+    assert alert_routes._targets(receiver) == [
+        "email oncall@example.org",
+        "pagerduty",
+        "slack #auth",
+        "webhook to hooks.example:8443",
+    ]
+    assert alert_routes._targets({"webhook_configs": [{"url": "<secret>"}]}) == ["webhook"]
