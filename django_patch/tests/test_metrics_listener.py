@@ -25,13 +25,17 @@ def test_parse_listen(value, expected):
     assert metrics_listener.parse_listen(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "127.0.0.1", ":9748", "127.0.0.1:0", "127.0.0.1:65536", "host:port"])
+@pytest.mark.parametrize(
+    "value", ["", "127.0.0.1", ":9748", "127.0.0.1:0", "127.0.0.1:65536", "host:port"]
+)
 def test_parse_listen_rejects_bad_values_naming_the_variable(value):
     with pytest.raises(ValueError, match="REMOTE_AUTH_METRICS_LISTEN must be host:port"):
         metrics_listener.parse_listen(value)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.5", "172.18.0.3", "192.168.1.9", "::1", "fd00::1", "localhost"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "10.0.0.5", "172.18.0.3", "192.168.1.9", "::1", "fd00::1", "localhost"]
+)
 def test_private_addresses_are_accepted(host):
     assert metrics_listener.check_private(host, 9748)
 
@@ -60,22 +64,26 @@ def test_when_ready_serves_every_workers_metrics(tmp_path, monkeypatch):
     port = _free_port()
     monkeypatch.setenv("REMOTE_AUTH_METRICS_LISTEN", f"127.0.0.1:{port}")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    started = []
+    real_start = metrics_listener.start_from_env
+
+    def start_and_keep():
+        started.append(real_start())
+        return started[-1]
+
+    monkeypatch.setattr(metrics_listener, "start_from_env", start_and_keep)
     logged = []
-    server = SimpleNamespace(log=SimpleNamespace(info=lambda *a: logged.append(a), error=lambda *a: logged.append(a)))
+    server = SimpleNamespace(
+        log=SimpleNamespace(info=lambda *a: logged.append(a), error=lambda *a: logged.append(a))
+    )
     gunicorn_hooks.when_ready(server)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             text = answer.read().decode()
     finally:
-        # prometheus-client keeps no handle on the server: find it by its port and close it.
-        import gc
-
-        from prometheus_client.exposition import ThreadingWSGIServer
-
-        for obj in gc.get_objects():
-            if isinstance(obj, ThreadingWSGIServer) and obj.server_address[1] == port:
-                obj.shutdown()
-                obj.server_close()
+        for http_server, _thread in started:
+            http_server.shutdown()
+            http_server.server_close()
     assert logged == [("rozitech_remote_auth: metrics listener on %s", f"127.0.0.1:{port}")]
     assert 'rozitech_remote_auth_verify_failures_total{reason="timeout"} 2.0' in text
     assert 'rozitech_remote_auth_verify_requests_total{result="success"} 2.0' in text
@@ -85,7 +93,9 @@ def test_when_ready_logs_and_carries_on_with_a_public_address(monkeypatch, tmp_p
     monkeypatch.setenv("REMOTE_AUTH_METRICS_LISTEN", "0.0.0.0:9748")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     logged = []
-    server = SimpleNamespace(log=SimpleNamespace(info=lambda *a: logged.append(a), error=lambda *a: logged.append(a)))
+    server = SimpleNamespace(
+        log=SimpleNamespace(info=lambda *a: logged.append(a), error=lambda *a: logged.append(a))
+    )
     gunicorn_hooks.when_ready(server)
     assert len(logged) == 1
     assert logged[0][0] == "rozitech_remote_auth: metrics listener not started: %s"
@@ -95,7 +105,9 @@ def test_when_ready_logs_and_carries_on_with_a_public_address(monkeypatch, tmp_p
 def test_when_ready_does_nothing_without_the_variable(monkeypatch):
     monkeypatch.delenv("REMOTE_AUTH_METRICS_LISTEN", raising=False)
     calls = []
-    gunicorn_hooks.when_ready(SimpleNamespace(log=SimpleNamespace(info=calls.append, error=calls.append)))
+    gunicorn_hooks.when_ready(
+        SimpleNamespace(log=SimpleNamespace(info=calls.append, error=calls.append))
+    )
     assert calls == []
 
 

@@ -6,15 +6,15 @@ import pytest
 
 pytest.importorskip("drf_spectacular")
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension  # noqa: E402
-from drf_spectacular.generators import SchemaGenerator  # noqa: E402
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
 
-from rozitech_remote_auth.spectacular import RemoteJWTAuthenticationScheme  # noqa: E402
+from rozitech_remote_auth.spectacular import RemoteJWTAuthenticationScheme
 
 WARNING = "could not resolve authenticator"
 
 
-@pytest.fixture()
+@pytest.fixture
 def spectacular(settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -57,7 +57,11 @@ def test_schema_documents_the_bearer_scheme_without_a_warning(spectacular, capsy
 
 def test_without_the_extension_the_warning_is_back(spectacular, capsys, monkeypatch):
     """The control: the same build without the extension warns and documents no scheme of ours."""
-    registry = [e for e in OpenApiAuthenticationExtension._registry if e is not RemoteJWTAuthenticationScheme]
+    registry = [
+        e
+        for e in OpenApiAuthenticationExtension._registry
+        if e is not RemoteJWTAuthenticationScheme
+    ]
     monkeypatch.setattr(OpenApiAuthenticationExtension, "_registry", registry)
     schema, output = build(capsys)
     assert WARNING in output

@@ -1,5 +1,5 @@
-"""Django app config: registers the system checks, installs the simplejwt bridge and, when drf-spectacular
-is installed, its authentication extension (:mod:`rozitech_remote_auth.spectacular`)."""
+"""Django app config: registers the system checks, installs the simplejwt bridge and, when
+drf-spectacular is installed, its authentication extension (:mod:`.spectacular`)."""
 
 from __future__ import annotations
 

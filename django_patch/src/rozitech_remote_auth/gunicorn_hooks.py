@@ -5,9 +5,10 @@ Use from the gunicorn config file::
     from rozitech_remote_auth.gunicorn_hooks import child_exit, on_starting  # noqa: F401
 
 or as the whole config: ``gunicorn -c python:rozitech_remote_auth.gunicorn_hooks ...``.
-``on_starting`` and ``child_exit`` do nothing unless ``PROMETHEUS_MULTIPROC_DIR`` is set; ``when_ready``
-starts the private metrics listener (:mod:`rozitech_remote_auth.metrics_listener`) in the master when
-``REMOTE_AUTH_METRICS_LISTEN`` is set (a bad address or a failed bind is logged; the app still starts).
+``on_starting`` and ``child_exit`` do nothing unless ``PROMETHEUS_MULTIPROC_DIR`` is set;
+``when_ready`` starts the private metrics listener (:mod:`.metrics_listener`) in the master
+when ``REMOTE_AUTH_METRICS_LISTEN`` is set (a bad address or a failed bind is logged; the app
+still starts).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Master ready: serve the workers' metrics on ``REMOTE_AUTH_METRICS_LISTEN`` (private address only).
+    """Master ready: serve the workers' metrics on ``REMOTE_AUTH_METRICS_LISTEN`` (private only).
 
     Logged on gunicorn's error log (``server.log``): the address, or why no listener runs.
     """

@@ -1,8 +1,9 @@
-"""The private metrics listener: every gunicorn worker's metrics on their own address, not the app's.
+"""The private metrics listener: every gunicorn worker's metrics on an address of their own.
 
-The gunicorn master (hook ``when_ready`` of :mod:`rozitech_remote_auth.gunicorn_hooks`) serves the
-aggregate of all workers (prometheus-client multiprocess mode, files in ``PROMETHEUS_MULTIPROC_DIR``) with
-prometheus-client's own HTTP server on ``REMOTE_AUTH_METRICS_LISTEN`` (``host:port``, ``[v6]:port``).
+The gunicorn master (hook ``when_ready`` of :mod:`rozitech_remote_auth.gunicorn_hooks`) serves
+the aggregate of all workers (prometheus-client multiprocess mode, files in
+``PROMETHEUS_MULTIPROC_DIR``) with prometheus-client's own HTTP server on
+``REMOTE_AUTH_METRICS_LISTEN`` (``host:port``, ``[v6]:port``).
 Nothing of it goes through the app's URLconf or its nginx: a request to the app's public site never
 reaches these metrics.  Any path answers (``/metrics`` is what Prometheus asks for).
 
@@ -27,7 +28,8 @@ ENV_VAR = "REMOTE_AUTH_METRICS_LISTEN"
 def parse_listen(value: str) -> tuple[str, int]:
     """``"127.0.0.1:9748"`` → ``("127.0.0.1", 9748)``; ``"[fd00::1]:9748"`` → ``("fd00::1", 9748)``.
 
-    Raises ValueError (naming :data:`ENV_VAR`) when there is no host, no port or a port outside 1-65535.
+    Raises ValueError (naming :data:`ENV_VAR`) without a host, a port, or with a port outside
+    1-65535.
     """
     text = (value or "").strip()
     host, sep, port_text = text.rpartition(":")
@@ -39,7 +41,10 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def check_private(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to, all loopback or private; ValueError naming the first that is not."""
+    """The addresses ``host`` resolves to, all loopback or private.
+
+    Raises ValueError naming the first address that is not (or ``host`` when it does not resolve).
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -49,17 +54,17 @@ def check_private(host: str, port: int) -> list[str]:
         address = ipaddress.ip_address(text)
         if address.is_unspecified or not (address.is_loopback or address.is_private):
             raise ValueError(
-                f"{ENV_VAR}={host}:{port} resolves to {text}, which is not a loopback or private address: "
-                "the metrics would be public"
+                f"{ENV_VAR}={host}:{port} resolves to {text}, which is not a loopback or private "
+                "address: the metrics would be public"
             )
     return addresses
 
 
 def start(value: str, multiproc_dir: str) -> tuple[Any, Any]:
-    """Serve the workers' aggregated metrics on ``value``; returns prometheus-client's ``(server, thread)``.
+    """Serve the workers' aggregated metrics on ``value``; prometheus-client's ``(server, thread)``.
 
-    ``multiproc_dir`` is ``PROMETHEUS_MULTIPROC_DIR``.  Raises ValueError on a bad or public address,
-    OSError when the address cannot be bound.
+    ``multiproc_dir`` is ``PROMETHEUS_MULTIPROC_DIR``.  Raises ValueError on a bad or public
+    address, OSError when the address cannot be bound.
     """
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -74,7 +79,7 @@ def start(value: str, multiproc_dir: str) -> tuple[Any, Any]:
 
 
 def start_from_env() -> tuple[Any, Any] | None:
-    """:func:`start` with :data:`ENV_VAR` and ``PROMETHEUS_MULTIPROC_DIR``; None when :data:`ENV_VAR` is unset."""
+    """:func:`start` with :data:`ENV_VAR` and ``PROMETHEUS_MULTIPROC_DIR``; None without ENV_VAR."""
     value = os.environ.get(ENV_VAR, "").strip()
     if not value:
         return None
