@@ -39,6 +39,7 @@ from .conftest import (
     BREAKER_RESET,
     EXPORTER,
     PROXY,
+    PUBLIC_PAGE,
     READ_TIMEOUT,
     ROOT,
     SANDBOX_CA,
@@ -121,11 +122,11 @@ def test_auth_server_down(sandbox: Sandbox) -> None:
             assert 5 < int(fast.headers["Retry-After"]) <= BREAKER_RESET
             assert sandbox.app_metric(app, CIRCUIT, max) >= 1, f"{app}: circuit not open"
             assert sandbox.app_metric(app, FAILURES, reason="circuit_open") >= 1
-        # Cached identities keep working; /health/ answers at once.
+        # Cached identities keep working; the public page (no token) answers at once.
         for app in APPS:
             answer = sandbox.me(app, cached)
             assert answer.status == 200, (app, answer.status)
-            health = sandbox.get(app, "/health/")
+            health = sandbox.get(app, PUBLIC_PAGE)
             assert health.status == 200
             assert health.seconds < 1
         # Monitoring: the probe says down; the alert goes pending, then fires (for: 2m); the circuit alert fires.
@@ -212,7 +213,7 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
     def health_poller() -> None:
         while time.monotonic() - started < run_for:
             for app in APPS:
-                answer = sandbox.get(app, "/health/")
+                answer = sandbox.get(app, PUBLIC_PAGE)
                 with lock:
                     health.append((time.monotonic() - started, answer))
             time.sleep(0.5)
@@ -238,7 +239,7 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
     print(
         f"\nslow row: {len(answers)} requests in {run_for:.0f} s, statuses {statuses}, "
         f"slowest {slowest:.1f} s, median {statistics.median(a.seconds for _, a in answers):.2f} s; "
-        f"/health/ slowest {max(a.seconds for _, a in health):.2f} s"
+        f"{PUBLIC_PAGE} slowest {max(a.seconds for _, a in health):.2f} s"
     )
     for _, answer in answers:
         assert_503_with_retry_after(answer)
@@ -247,13 +248,13 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
     # queued behind it at most a third; never the 120-s gunicorn timeout, never a 502/504.
     assert slowest < 3 * READ_TIMEOUT + 2
     # No pile-up: once the shared circuit is open (FAIL_MAX failures in total), requests fail fast and
-    # /health/ answers at once, for the rest of the fault.
+    # The public page (no token) answers at once, for the rest of the fault.
     settled = 2 * READ_TIMEOUT + 2
     late = [a for t, a in answers if t - a.seconds > settled]
     assert len(late) >= 20, f"only {len(late)} requests after {settled} s: workers still blocked"
     assert max(a.seconds for a in late) < 1
     late_health = [a for t, a in health if t - a.seconds > settled]
-    assert late_health, "no /health/ sample after the circuit opened"
+    assert late_health, "no public page sample after the circuit opened"
     assert all(a.status == 200 and a.seconds < 1 for a in late_health)
 
 
