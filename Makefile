@@ -46,6 +46,7 @@ demo: demo-up ## Sandbox + the whole rollout (playbooks/site.yml) + printed proo
 	ansible-playbook $(SANDBOX) playbooks/site.yml
 	$(BIN)/python tests/sandbox/proof.py
 	$(BIN)/python tests/monitoring/alert_states.py --prometheus http://127.0.0.1:9090
+	$(BIN)/python tests/monitoring/alert_routes.py --prometheus http://127.0.0.1:9090 --alertmanager http://127.0.0.1:9093 --sink http://127.0.0.1:9095
 
 monitoring-check: venv ## Every dashboard query against the sandbox's Prometheus (after make demo)
 	$(BIN)/python tests/monitoring/check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --wait 120

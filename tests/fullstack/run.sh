@@ -32,6 +32,9 @@ step "the rollout (playbooks/site.yml) under load: no request may fail"
 load site ansible-playbook "${inv[@]}" playbooks/site.yml
 step "the fault matrix"
 python -m pytest tests/fullstack -p no:cacheprovider -v -s --junitxml="$art/fault-matrix.xml"
+step "where the alerts went (Alertmanager's routes, what the alert sink received)"
+python tests/monitoring/alert_routes.py --prometheus http://127.0.0.1:9090 --alertmanager http://127.0.0.1:9093 \
+  --sink http://127.0.0.1:9095
 step "every dashboard query returns data (after the matrix, every panel has something to show)"
 python tests/monitoring/check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --wait 120
 step "one-command rollback of every release (playbooks/rollback.yml -e rollout_release=all) under load: no request may fail"
