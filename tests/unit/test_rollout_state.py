@@ -322,7 +322,8 @@ def test_the_next_plain_plan_undoes_the_run_before_everywhere():
 def test_a_named_run_undoes_it_and_every_newer_one_the_same_on_every_host():
     plan = _plan_module().make_plan(TOUR, "run1")
     assert plan["runs"] == ["run2", "run1"]
-    assert plan["plan"] == {"app1": ["run2", "run1"], "app2": ["run2", "run1"], "monitoring": ["run1"], "proxy": ["run1"]}
+    both = ["run2", "run1"]
+    assert plan["plan"] == {"app1": both, "app2": both, "monitoring": ["run1"], "proxy": ["run1"]}
     assert _plan_module().make_plan(TOUR, "all")["plan"] == plan["plan"]
 
 

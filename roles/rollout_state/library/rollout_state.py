@@ -618,7 +618,9 @@ def prune(module: AnsibleModule, store: Store) -> None:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["record_file", "record_venv", "restore", "prune", "info", "plan"]),
+            action=dict(
+                type="str", required=True, choices=["record_file", "record_venv", "restore", "prune", "info", "plan"]
+            ),
             state_dir=dict(type="path", default="/var/lib/rozitech-rollout"),
             release=dict(type="str"),
             path=dict(type="path"),
