@@ -270,3 +270,93 @@ def test_an_automatic_restore_discards_the_failed_release(tree):
     assert rollback["changed"] is True, "the one-command rollback still undoes the good release"
     assert env.read_bytes() == original
     assert run(state, action="restore")["changed"] is False
+
+
+def _plan_module():
+    """The module file imported as a Python module (make_plan is a pure function)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rollout_state_module", LIBRARY / "rollout_state.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rel(rid: str, created: str, status: str = "applied", *items: tuple[str, str]) -> dict:
+    return {"id": rid, "created": created, "status": status, "items": [{"component": c, "path": p} for c, p in items]}
+
+
+# Issue 17's tour: run 1 changed every host, run 2 (an app-only change) only the app hosts.
+TOUR = {
+    "app1": [
+        _rel("run2", "2026-11-29T16:34:50Z", "applied", ("remote_auth", "/opt/app/.env")),
+        _rel("run1", "2026-11-29T16:00:40Z", "applied", ("remote_auth", "/opt/app/.env")),
+    ],
+    "app2": [
+        _rel("run2", "2026-11-29T16:35:41Z", "applied", ("remote_auth", "/opt/app/.env")),
+        _rel("run1", "2026-11-29T16:01:30Z", "applied", ("remote_auth", "/opt/app/.env")),
+    ],
+    "proxy": [_rel("run1", "2026-11-29T16:00:10Z", "applied", ("auth_proxy", "/etc/nginx/sites-enabled/auth"))],
+    "monitoring": [_rel("run1", "2026-11-29T16:02:00Z", "applied", ("auth_exporter", "/etc/exporter.yml"))],
+    "untouched": [],
+}
+
+
+def test_plain_plan_undoes_the_last_run_only_where_it_changed_something():
+    plan = _plan_module().make_plan(TOUR, None)
+    assert plan["runs"] == ["run2"]
+    assert plan["plan"] == {"app1": ["run2"], "app2": ["run2"]}, "proxy and monitoring are left alone"
+    assert plan["items"]["app1"] == ["run2 remote_auth /opt/app/.env"]
+
+
+def test_the_next_plain_plan_undoes_the_run_before_everywhere():
+    tour = {h: [dict(r, status="rolled_back") if r["id"] == "run2" else r for r in rels] for h, rels in TOUR.items()}
+    plan = _plan_module().make_plan(tour, "")
+    assert plan["runs"] == ["run1"]
+    assert sorted(plan["plan"]) == ["app1", "app2", "monitoring", "proxy"]
+    done = {h: [dict(r, status="rolled_back") for r in rels] for h, rels in tour.items()}
+    nothing = _plan_module().make_plan(done, None)
+    assert nothing["runs"] == [] and nothing["plan"] == {} and "nothing to roll back" in nothing["msg"]
+
+
+def test_a_named_run_undoes_it_and_every_newer_one_the_same_on_every_host():
+    plan = _plan_module().make_plan(TOUR, "run1")
+    assert plan["runs"] == ["run2", "run1"]
+    both = ["run2", "run1"]
+    assert plan["plan"] == {"app1": both, "app2": both, "monitoring": ["run1"], "proxy": ["run1"]}
+    assert _plan_module().make_plan(TOUR, "all")["plan"] == plan["plan"]
+
+
+def test_an_unknown_run_names_the_variable_and_the_recorded_ids():
+    mod = _plan_module()
+    with pytest.raises(mod.PlanError) as err:
+        mod.make_plan(TOUR, "does-not-exist", "rollout_release")
+    assert str(err.value) == (
+        "rollout_release=does-not-exist is not a release recorded on any host; recorded (newest first): run2, run1"
+    )
+    with pytest.raises(mod.PlanError, match=r"^rollout_release=a b is not a release id"):
+        mod.make_plan(TOUR, "a b", "rollout_release")
+
+
+def test_plan_and_restore_of_the_planned_runs_for_real(tree):
+    state, files = tree
+    env = files / ".env"
+    original = env.read_bytes()
+    run(state, action="record_file", release="run1", path=str(env), component="remote_auth")
+    env.write_text("after run1\n")
+    run(state, action="record_file", release="run2", path=str(env), component="remote_auth")
+    env.write_text("after run2\n")
+    info = run(state, action="info")
+    assert [r["id"] for r in info["releases"]] == ["run2", "run1"]
+    assert info["releases"][0]["items"] == [{"kind": "file", "path": str(env), "component": "remote_auth"}]
+    plan = run(state, action="plan", hosts={"app1": info["releases"], "proxy": []}, release_name="rollout_release")
+    assert plan["plan"] == {"app1": ["run2"]} and plan["runs"] == ["run2"]
+    checked = run(state, check=True, action="restore", releases=plan["plan"]["app1"])
+    assert checked["changed"] is True and env.read_text() == "after run2\n", "--check changes nothing"
+    assert run(state, action="restore", releases=["run2"])["changed"] is True
+    assert env.read_text() == "after run1\n"
+    assert run(state, action="restore", releases=["run2"])["changed"] is False
+    assert run(state, action="restore", releases=["run1"])["changed"] is True
+    assert env.read_bytes() == original
+    bad = run(state, action="plan", hosts={"app1": info["releases"]}, release="nope", release_name="rollout_release")
+    assert bad["failed"] is True and bad["msg"].startswith("rollout_release=nope is not a release recorded")

@@ -24,13 +24,16 @@ description:
   - C(restore) puts recorded items back in reverse order (files byte for byte, absent files removed,
     package sets reconciled) for the latest release or every release back to O(release).
   - C(prune) keeps the newest O(retention) releases (by their recorded creation time) and the current one.
-  - C(info) reports the pointer and the releases.
+  - C(info) reports the pointer and the releases with their items.
+  - C(plan) runs on the controller: from every host's C(info) result (O(hosts)) it decides which runs a rollback
+    undoes, the same runs on every host. "Latest" is the newest run still applied on any host (runs are
+    ordered by the earliest time any host recorded them); a host that run did not change is left alone.
 options:
   action:
     description: What to do.
     type: str
     required: true
-    choices: [record_file, record_venv, restore, prune, info]
+    choices: [record_file, record_venv, restore, prune, info, plan]
   state_dir:
     description: Where records live on the host.
     type: path
@@ -42,7 +45,21 @@ options:
         oldest release kept on the host (so every recorded change is undone).
       - A default release id (the run's UTC start, C(YYYYmmddTHHMMSSZ)) that a host never recorded (that run
         changed nothing there) undoes the host's releases created since that time.
+      - For C(plan), the same meanings across every host; omitted means the newest run still applied anywhere.
     type: str
+  releases:
+    description:
+      - For C(restore), exactly these release ids (from C(plan)), newest first on this host; ids this host
+        does not hold, or already rolled back, are skipped. Overrides O(release).
+    type: list
+    elements: str
+  hosts:
+    description: For C(plan), each host's C(releases) list as returned by C(info) (C({host: [release, ...]})).
+    type: dict
+  release_name:
+    description: For C(plan), the variable named in error messages about O(release).
+    type: str
+    default: release
   path:
     description: File path for C(record_file); virtualenv root for C(record_venv).
     type: path
@@ -89,6 +106,15 @@ restored:
 releases:
   description: For C(info) and C(restore), the releases on the host, newest first, each C({id, created, status, previous, items}).
   type: list
+runs:
+  description: For C(plan), the run ids the rollback undoes, newest first.
+  type: list
+plan:
+  description: For C(plan), C({host: [release id, ...]}), newest first; only hosts with something to undo.
+  type: dict
+items:
+  description: For C(plan), C({host: ["<release> <component> <path>", ...]}) of what the rollback restores.
+  type: dict
 """
 
 import datetime
@@ -416,7 +442,12 @@ def restore(module: AnsibleModule, store: Store) -> None:
         seen.add(cursor)
         lineage.append(releases[cursor])
         cursor = releases[cursor].get("previous")
-    if not target:
+    wanted = module.params["releases"]
+    if wanted is not None:  # the controller's plan: exactly these runs, in this host's order (newest first)
+        listed = lineage + [r for r in records if r not in lineage]
+        chain = [r for r in listed if r["id"] in wanted]
+        target = target or (wanted[-1] if wanted else None)
+    elif not target:
         chain = lineage[:1]
     elif target == "all":  # every release still on the host: back to before the oldest one kept
         chain = lineage
@@ -445,6 +476,8 @@ def restore(module: AnsibleModule, store: Store) -> None:
         )
     todo = [r for r in chain if r.get("status") not in ("rolled_back", "failed")]
     summary = [{k: r.get(k) for k in ("id", "created", "status", "previous")} for r in records]
+    if not todo and wanted is not None:
+        module.exit_json(changed=False, release=target, restored=[], releases=[], msg="nothing to restore on this host")
     if not todo:
         module.exit_json(
             changed=False,
@@ -496,6 +529,79 @@ def restore(module: AnsibleModule, store: Store) -> None:
     )
 
 
+ACTIVE = ("applied",)
+
+
+class PlanError(ValueError):
+    """A rollback target that no host recorded (the message names the variable)."""
+
+
+def make_plan(hosts: dict[str, list[dict]], target: str | None, name: str = "release") -> dict:
+    """Decide once, for every host, which runs a rollback undoes.
+
+    ``hosts`` maps a host to its ``info`` releases (``{id, created, status, items}``). Runs are ordered by the
+    earliest ``created`` any host recorded for them (runs do not overlap). ``target``: empty = the newest run
+    still applied on some host; ``all`` = every applied run; an id = that run and every newer one. Returns
+    ``{runs, plan, items, msg}``: ``runs`` newest first, ``plan`` ``{host: [id, ...]}`` (only hosts with an
+    applied record of a planned run), ``items`` ``{host: ["<id> <component> <path>", ...]}``. Raises
+    PlanError when ``target`` is neither empty, ``all``, a recorded id nor a ``YYYYmmddTHHMMSSZ`` time.
+    """
+    first_seen: dict[str, str] = {}
+    applied: set[str] = set()
+    for releases in hosts.values():
+        for rel in releases or []:
+            created = rel.get("created") or ""
+            if rel["id"] not in first_seen or created < first_seen[rel["id"]]:
+                first_seen[rel["id"]] = created
+            if rel.get("status") in ACTIVE:
+                applied.add(rel["id"])
+    order = sorted(first_seen, key=lambda rid: (first_seen[rid], rid), reverse=True)
+    if target and target != "all" and not RELEASE_RE.match(target):
+        raise PlanError("%s=%s is not a release id (letters, digits and ._:- , e.g. 20261129T163450Z)" % (name, target))
+    if not target:
+        newest = [rid for rid in order if rid in applied][:1]
+        runs = newest
+    elif target == "all":
+        runs = [rid for rid in order if rid in applied]
+    elif target in first_seen:
+        runs = [rid for rid in order[: order.index(target) + 1] if rid in applied]
+    elif _release_time(target):  # a run that changed nothing anywhere: undo every run since it began
+        runs = [rid for rid in order if rid in applied and first_seen[rid] >= _release_time(target)]
+    else:
+        raise PlanError(
+            "%s=%s is not a release recorded on any host; recorded (newest first): %s"
+            % (name, target, ", ".join(order) or "none")
+        )
+    plan: dict[str, list[str]] = {}
+    items: dict[str, list[str]] = {}
+    for host in sorted(hosts):
+        mine = {r["id"]: r for r in hosts[host] or [] if r["id"] in runs and r.get("status") in ACTIVE}
+        if not mine:
+            continue
+        ids = [rid for rid in runs if rid in mine]
+        plan[host] = ids
+        items[host] = [
+            "%s %s %s" % (rid, item.get("component", "unknown"), item.get("path"))
+            for rid in ids
+            for item in reversed(mine[rid].get("items") or [])
+        ]
+    if not runs:
+        msg = "nothing to roll back: no run is still applied on any host" + (
+            " from %s on" % target if target and target != "all" else ""
+        )
+    else:
+        msg = "rolling back %s on %s (other hosts left alone)" % (", ".join(runs), ", ".join(sorted(plan)))
+    return {"runs": runs, "plan": plan, "items": items, "msg": msg}
+
+
+def plan_action(module: AnsibleModule) -> None:
+    try:
+        result = make_plan(module.params["hosts"] or {}, module.params["release"], module.params["release_name"])
+    except PlanError as err:
+        module.fail_json(msg=str(err))
+    module.exit_json(changed=False, **result)
+
+
 def prune(module: AnsibleModule, store: Store) -> None:
     keep = module.params["retention"]
     if keep < 1:
@@ -512,7 +618,9 @@ def prune(module: AnsibleModule, store: Store) -> None:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["record_file", "record_venv", "restore", "prune", "info"]),
+            action=dict(
+                type="str", required=True, choices=["record_file", "record_venv", "restore", "prune", "info", "plan"]
+            ),
             state_dir=dict(type="path", default="/var/lib/rozitech-rollout"),
             release=dict(type="str"),
             path=dict(type="path"),
@@ -522,6 +630,9 @@ def main() -> None:
             missing_ok=dict(type="bool", default=False),
             discard=dict(type="bool", default=False),
             pip_args=dict(type="list", elements="str", default=[]),
+            releases=dict(type="list", elements="str"),
+            hosts=dict(type="dict"),
+            release_name=dict(type="str", default="release"),
         ),
         supports_check_mode=True,
     )
@@ -535,13 +646,16 @@ def main() -> None:
         restore(module, store)
     elif action == "prune":
         prune(module, store)
+    elif action == "plan":
+        plan_action(module)
     else:
         releases = store.all()
         module.exit_json(
             changed=False,
             current=store.current(),
             releases=[
-                {k: r.get(k) for k in ("id", "created", "status", "previous")} | {"items": len(r["items"])}
+                {k: r.get(k) for k in ("id", "created", "status", "previous")}
+                | {"items": [{k: item.get(k) for k in ("kind", "path", "component")} for item in r["items"]]}
                 for r in releases
             ],
         )
