@@ -274,6 +274,31 @@ def panels() -> list[Panel]:
             unit="percentunit",
             options={"legend": {"displayMode": "table", "placement": "right", "showLegend": True}},
         ),
+        panel(
+            15,
+            "Probe cycle age",
+            "stat",
+            (0, 35, 8, 5),
+            [
+                target(
+                    "time() - max by (instance) (rozitech_auth_probe_last_cycle_timestamp_seconds)", "{{instance}}", "A"
+                )
+            ],
+            description="Seconds since the exporter last finished a probe cycle (every probe interval when healthy). "
+            "Alert AuthProbeCycleStale above 3 intervals + 60 s; no value while the exporter has no probe results "
+            "(alert AuthProbeSeriesMissing).",
+            unit="s",
+            extra_defaults={
+                "decimals": 0,
+                "color": {"mode": "thresholds"},
+                **thresholds((None, "green"), (90, "orange"), (150, "red")),
+            },
+            options={
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                "colorMode": "value",
+                "graphMode": "none",
+            },
+        ),
     ]
 
 

@@ -130,7 +130,9 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.state = ProbeState(interval=config.interval, max_requests=config.max_requests_per_cycle)
+        self.state = ProbeState(
+            interval=config.interval, max_requests=config.max_requests_per_cycle, timeout=config.timeout
+        )
         self.registry = CollectorRegistry()
         self.registry.register(StateCollector(self.state))
         self.prober = Prober(config, self.state)

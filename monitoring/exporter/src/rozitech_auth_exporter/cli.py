@@ -41,7 +41,7 @@ def build(cfg: config.Config) -> tuple[CollectorRegistry, ProbeState, Prober]:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    state = ProbeState(interval=cfg.interval, max_requests=cfg.max_requests_per_cycle)
+    state = ProbeState(interval=cfg.interval, max_requests=cfg.max_requests_per_cycle, timeout=cfg.timeout)
     registry.register(StateCollector(state))
     return registry, state, Prober(cfg, state)
 

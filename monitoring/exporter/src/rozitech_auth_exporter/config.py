@@ -52,6 +52,8 @@ class Config:
     max_requests_per_cycle: int = 6
     health_path: str = "/health"
     log_level: str = "INFO"
+    follow_redirects: bool = True
+    max_redirects: int = 10
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
@@ -70,13 +72,19 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "target_url": ("--target-url", str, "auth server base URL, e.g. https://auth.rozitech.com (required)"),
     "credentials_file": ("--credentials-file", str, "YAML file with the probe account: email, password"),
     "interval": ("--interval", float, "seconds between probe cycles (default 30)"),
-    "connect_timeout": ("--connect-timeout", float, "TCP/TLS connect timeout per request, s (default 3)"),
-    "timeout": ("--timeout", float, "total time allowed per request incl. the body, s (default 5)"),
+    "connect_timeout": ("--connect-timeout", float, "timeout of one TCP connect attempt (per address), s (default 3)"),
+    "timeout": (
+        "--timeout",
+        float,
+        "total time allowed per probe: DNS, connect, TLS, headers, body and redirects, s (default 5)",
+    ),
     "ca_bundle": ("--ca-bundle", str, "PEM bundle trusted for the target's certificate (default: system store)"),
     "listen_address": ("--listen-address", str, f"host:port for /metrics (default 0.0.0.0:{DEFAULT_PORT})"),
     "max_requests_per_cycle": ("--max-requests-per-cycle", int, "hard cap on requests per cycle (default 6)"),
     "health_path": ("--health-path", str, "path of the health endpoint (default /health)"),
     "log_level": ("--log-level", str, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "follow_redirects": ("--follow-redirects", bool, "follow 3xx redirects like blackbox http_2xx (default true)"),
+    "max_redirects": ("--max-redirects", int, "redirects followed per request at most, 0-20 (default 10)"),
 }
 _SECRET_KEYS = {"password", "probe_password", "email", "probe_email", "credentials"}
 
@@ -92,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML file with any of the options below (env: AUTH_EXPORTER_CONFIG)")
     for name, (flag, kind, text) in _OPTIONS.items():
-        parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
+        parser.add_argument(flag, dest=name, type=str if kind is bool else kind, default=None, help=text)
     parser.add_argument(
         "--healthcheck",
         action="store_true",
@@ -129,7 +137,17 @@ def load_credentials(path: str) -> Credentials:
     return Credentials(email=email.strip(), password=password)
 
 
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
 def _convert(name: str, kind: type, value: Any) -> Any:
+    if kind is bool and value is not None:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if value is None or kind is str:
         return None if value is None else str(value)
     try:
@@ -203,6 +221,8 @@ def _validate(config: Config) -> Config:
         raise ConfigError(
             f"listen_address: must be host:port (e.g. 0.0.0.0:{DEFAULT_PORT}), got {config.listen_address!r}"
         )
+    if not 0 <= config.max_redirects <= 20:
+        raise ConfigError(f"max_redirects: must be within [0, 20], got {config.max_redirects}")
     if not config.health_path.startswith("/"):
         raise ConfigError(f"health_path: must start with /, got {config.health_path!r}")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

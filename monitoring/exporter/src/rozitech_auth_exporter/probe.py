@@ -10,10 +10,19 @@ One cycle (every ``interval`` seconds, started at fixed times so the rate does n
    leads to one ``POST /api/auth/refresh`` (the refresh token rotates) and a second ``me``; when that fails
    too, one new login and a last ``me``. A 401 on a token fetched in the same cycle is a failure.
 
-Bounds: every request takes one unit of a per-cycle budget (``max_requests_per_cycle``, default 6 = the
-worst case above: health, me, refresh, me, login, me); no retries at the HTTP level; each request has a
-connect timeout and a total deadline (the body included, so a server that drips bytes cannot hold the
-cycle). A 429 stops the probe at once and backs it off until the announced reset (``RateLimit`` reset /
+Bounds: every request (each redirect hop too) takes one unit of a per-cycle budget
+(``max_requests_per_cycle``, default 6 = the worst case above: health, me, refresh, me, login, me); no retries
+at the HTTP level. Each probe has **one total deadline** (``timeout``) covering every request it sends: name
+resolution, connect (each address attempt also bounded by ``connect_timeout``; the addresses of the target are
+tried by Happy Eyeballs, RFC 8305), TLS, status line, headers, body and redirect hops (see
+:mod:`rozitech_auth_exporter.transport`), so a server that trickles bytes cannot hold the cycle.
+
+Redirects are followed like blackbox_exporter's ``http_2xx`` module (``follow_redirects``, at most
+``max_redirects`` hops; 301/302 turn a POST into a GET, 303 any method but HEAD, 307/308 keep it; the
+``Authorization`` header is dropped when the host changes): the final status counts, the hop count is
+exported, and a redirect from https to http is refused (reason ``redirect_downgrade``).
+
+A 429 stops the probe at once and backs it off until the announced reset (``RateLimit`` reset /
 ``X-RateLimit-Reset`` / ``Retry-After``; one interval when none is given): while backing off the probe is
 skipped and reported as failed. Both response shapes of the auth server are accepted: ``{"success": true,
 "data": {...}}`` and the bare ``{...}``. Tokens and the password are never logged.
@@ -23,11 +32,11 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -36,7 +45,7 @@ from rozitech_auth_exporter import __version__
 from rozitech_auth_exporter.config import Config
 from rozitech_auth_exporter.ratelimit import parse_rate_limit
 from rozitech_auth_exporter.state import ProbeState
-from rozitech_auth_exporter.tlsinfo import earliest_expiry
+from rozitech_auth_exporter.transport import Deadline, mount
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ LOGIN, REFRESH, ME = "/api/auth/login", "/api/auth/refresh", "/api/auth/me"
 OK_STATUSES = {"ok", "healthy", "up", "pass", "true"}
 MAX_BODY_BYTES = 64 * 1024
 MAX_BACKOFF_SECONDS = 3600.0
+REDIRECT_CODES = (301, 302, 303, 307, 308)
 
 
 class BudgetExhausted(Exception):
@@ -64,11 +74,14 @@ class _Deadline(Exception):
 
 @dataclass
 class Reply:
-    """One HTTP answer: status, body bytes (at most 64 KiB), seconds from send to the last byte."""
+    """One HTTP answer (the last of its redirect hops): status, body bytes (at most 64 KiB), seconds from the
+    first send to the last byte, redirects followed, and why a redirect was not followed (None when it was)."""
 
     status: int
     body: bytes
     seconds: float
+    redirects: int = 0
+    refused: str | None = None
 
     def json(self) -> Any:
         try:
@@ -105,13 +118,14 @@ class Prober:
         self.config = config
         self.state = state
         self.clock = clock
-        self.session = requests.Session()
+        self.session = mount(requests.Session())
         self.session.verify = config.ca_bundle or True
         self.session.headers["User-Agent"] = f"rozitech-auth-exporter/{__version__}"
         self.session.trust_env = False  # no proxy or .netrc surprises: probe exactly the configured target
         self._access: str | None = None
         self._refresh: str | None = None
         self._last_ok: dict[str, bool | None] = {"health": None, "verify": None}
+        self._deadline = Deadline(config.timeout)
 
     # ------------------------------------------------------------------ schedule
     def run_forever(self, stop: threading.Event) -> None:
@@ -131,67 +145,116 @@ class Prober:
     def run_cycle(self) -> int:
         """One cycle: health, then verify when there is a probe account. Returns the requests sent."""
         budget = Budget(self.config.max_requests_per_cycle)
-        self.probe_health(budget)
-        if self.config.credentials is not None:
-            self.probe_verify(budget)
-        self.state.finish_cycle(budget.used, self.clock())
+        try:
+            self.probe_health(budget)
+            if self.config.credentials is not None:
+                self.probe_verify(budget)
+        finally:  # a cycle that ends by an unexpected error still counts as finished (the prober lives)
+            self.state.finish_cycle(budget.used, self.clock())
         return budget.used
 
     # ------------------------------------------------------------------ HTTP
     def _send(self, endpoint: str, method: str, path: str, budget: Budget, **kwargs: Any) -> Reply | None:
-        """Send one request (one budget unit); count its response or error; None when no response came."""
-        budget.take()
+        """Send one request and follow its redirects (one budget unit per hop), all inside the probe deadline.
+
+        Counts every response and error; returns the last answer, or None when no response came.
+        """
+        deadline = self._deadline
+        url = f"{self.config.target_url}{path}"
+        origin = urlsplit(url)
+        headers: dict[str, str] = dict(kwargs.pop("headers", None) or {})
+        payload = kwargs.pop("json", None)
+        redirects = 0
         start = time.perf_counter()
-        deadline = start + self.config.timeout
+        try:
+            while True:
+                budget.take()
+                response, body, reason = self._exchange(method, url, headers, payload, deadline)
+                if response is None:
+                    self.state.record_error(endpoint, reason or "connection")
+                    log.debug("%s %s: no response (%s)", method, path, reason)
+                    return None
+                status = response.status_code
+                now = self.clock()
+                self.state.record_response(endpoint, status)
+                limit = parse_rate_limit(response.headers, now, status)
+                if limit is not None:
+                    self.state.record_rate_limit(limit, now)
+                if status == 429:
+                    wait = limit.reset_after if limit is not None and limit.reset_after else self.config.interval
+                    until = now + min(max(wait, 1.0), MAX_BACKOFF_SECONDS)
+                    probe = "health" if endpoint == "health" else "verify"
+                    self.state.set_backoff(probe, until)
+                    raise RateLimited(until)
+                location = response.headers.get("Location")
+                if status in REDIRECT_CODES and location and self.config.follow_redirects:
+                    target = urljoin(url, location.strip())
+                    refused = self._refuse_redirect(url, target, redirects)
+                    if refused is not None:
+                        self.state.record_error(endpoint, refused)
+                        log.debug("%s %s: redirect not followed (%s)", method, path, refused)
+                        return Reply(status, body, time.perf_counter() - start, redirects, refused)
+                    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                        method, payload = "GET", None
+                    if urlsplit(target).netloc != origin.netloc:
+                        headers.pop("Authorization", None)  # never hand a token to another host
+                    url, redirects = target, redirects + 1
+                    continue
+                return Reply(status, body, time.perf_counter() - start, redirects)
+        finally:
+            self.state.set_redirects(endpoint, redirects)
+
+    def _refuse_redirect(self, current: str, target: str, redirects: int) -> str | None:
+        scheme = urlsplit(target).scheme
+        if scheme not in ("http", "https"):
+            return "invalid_response"
+        if urlsplit(current).scheme == "https" and scheme == "http":
+            return "redirect_downgrade"
+        if redirects >= self.config.max_redirects:
+            return "too_many_redirects"
+        return None
+
+    def _exchange(
+        self, method: str, url: str, headers: dict[str, str], payload: Any, deadline: Deadline
+    ) -> tuple[requests.Response | None, bytes, str | None]:
+        """One HTTP exchange within ``deadline``: (response, body, None) or (None, b"", error reason)."""
         reason = None
         try:
-            response = self.session.request(
-                method,
-                f"{self.config.target_url}{path}",
-                timeout=(self.config.connect_timeout, self.config.timeout),
-                allow_redirects=False,
-                stream=True,
-                **kwargs,
-            )
-            try:
-                body = self._read_body(response, deadline)
-            finally:
-                response.close()
-        except requests.exceptions.SSLError:
-            reason = "tls"
+            with deadline.active():
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=payload,
+                    timeout=(self.config.connect_timeout, max(deadline.check(), 0.001)),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                try:
+                    body = self._read_body(response, deadline)
+                finally:
+                    response.close()
+            return response, body, None
         except (requests.exceptions.Timeout, _Deadline, urllib3.exceptions.ReadTimeoutError, TimeoutError):
             reason = "timeout"
+        except requests.exceptions.SSLError:
+            reason = "tls"
         except (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError, OSError):
             reason = "connection"
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
             reason = "invalid_response"
-        if reason is not None:
-            self.state.record_error(endpoint, reason)
-            log.debug("%s %s: no response (%s)", method, path, reason)
-            return None
-        seconds = time.perf_counter() - start
-        now = self.clock()
-        status = response.status_code
-        self.state.record_response(endpoint, status)
-        limit = parse_rate_limit(response.headers, now, status)
-        if limit is not None:
-            self.state.record_rate_limit(limit, now)
-        if status == 429:
-            wait = limit.reset_after if limit is not None and limit.reset_after else self.config.interval
-            until = now + min(max(wait, 1.0), MAX_BACKOFF_SECONDS)
-            probe = "health" if endpoint == "health" else "verify"
-            self.state.set_backoff(probe, until)
-            raise RateLimited(until)
-        return Reply(status=status, body=body, seconds=seconds)
+        if deadline.expired:  # the watchdog cut the socket: whatever error that caused, it is the deadline
+            reason = "timeout"
+        return None, b"", reason
 
     @staticmethod
-    def _read_body(response: requests.Response, deadline: float) -> bytes:
+    def _read_body(response: requests.Response, deadline: Deadline) -> bytes:
         raw = response.raw
         chunks: list[bytes] = []
         size = 0
         read = getattr(raw, "read1", None) or (lambda amt: raw.read(amt))
         while True:
-            if time.perf_counter() > deadline:
+            if deadline.expired:
                 raise _Deadline
             chunk = read(4096)
             if not chunk:
@@ -200,13 +263,14 @@ class Prober:
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 raise requests.exceptions.ContentDecodingError("body too large")
-        if time.perf_counter() > deadline:
+        if deadline.expired:
             raise _Deadline
         return b"".join(chunks)
 
     # ------------------------------------------------------------------ health
     def probe_health(self, budget: Budget) -> bool:
         start = time.perf_counter()
+        self._deadline = Deadline(self.config.timeout)
         if self.state.backoff_left("health", self.clock()) > 0:
             self.state.record_skip("health")
             return self._finish("health", False, start, "backing off after a 429")
@@ -217,32 +281,30 @@ class Prober:
             reply = self._send("health", "GET", self.config.health_path, budget)
         except RateLimited:
             code, reply, why = 429, None, "429 rate limited"
+        except BudgetExhausted:
+            reply, why = None, f"request cap ({self.config.max_requests_per_cycle}) reached following redirects"
         if reply is not None:
             code = reply.status
             body = reply.json()
-            if isinstance(body, dict) and "status" in body:
+            if isinstance(body, dict) and "status" in body and reply.refused is None:
                 body_ok = str(body["status"]).strip().lower() in OK_STATUSES
             why = f"HTTP {code}" + ("" if body_ok is not False else f", body status {str(body['status'])[:40]!r}")
+            if reply.redirects:
+                why += f" after {reply.redirects} redirect(s)"
+            if reply.refused is not None:
+                why += f", redirect not followed ({reply.refused})"
         elif not why:
             why = "no response"
-        ok = code is not None and 200 <= code < 300 and body_ok is not False
+        ok = code is not None and 200 <= code < 300 and body_ok is not False and (reply is None or not reply.refused)
         self.state.set_health(code, body_ok)
-        if self.config.is_https and reply is not None:
-            self._check_tls()
+        if self._deadline.tls_expiry is not None:  # read on the probe's own https connection, no extra handshake
+            self.state.set_tls_expiry(self._deadline.tls_expiry)
         return self._finish("health", ok, start, why)
-
-    def _check_tls(self) -> None:
-        try:
-            expiry = earliest_expiry(self.config.target_url, self.config.ca_bundle, self.config.connect_timeout)
-        except (TimeoutError, OSError, ssl.SSLError, ValueError) as exc:
-            self.state.record_error("health", "tls")
-            log.warning("TLS certificate check of %s failed: %s", self.config.target_url, type(exc).__name__)
-            return
-        self.state.set_tls_expiry(expiry)
 
     # ------------------------------------------------------------------ verify
     def probe_verify(self, budget: Budget) -> bool:
         start = time.perf_counter()
+        self._deadline = Deadline(self.config.timeout)
         if self.state.backoff_left("verify", self.clock()) > 0:
             self.state.record_skip("verify")
             return self._finish("verify", False, start, "backing off after a 429")

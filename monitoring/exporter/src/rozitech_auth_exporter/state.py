@@ -23,7 +23,7 @@ from rozitech_auth_exporter.ratelimit import RateLimit
 
 PROBES = ("health", "verify")
 ENDPOINTS = ("health", "login", "refresh", "me")
-ERROR_REASONS = ("timeout", "connection", "tls", "invalid_response")
+ERROR_REASONS = ("timeout", "connection", "tls", "invalid_response", "redirect_downgrade", "too_many_redirects")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCHEDULE_NOTE = (
     "Probes run in the background every probe interval; a scrape returns the latest results and never "
@@ -41,10 +41,13 @@ class ProbeResult:
 class ProbeState:
     """Everything the exporter reports. Thread-safe: every method takes the lock."""
 
-    def __init__(self, interval: float, max_requests: int) -> None:
+    def __init__(self, interval: float, max_requests: int, timeout: float = 5.0, clock=time.time) -> None:
         self.lock = threading.Lock()
         self.interval = interval
         self.max_requests = max_requests
+        self.timeout = timeout
+        self.started = clock()
+        self.redirects: dict[str, int] = {}
         self.results: dict[str, ProbeResult] = {}
         self.responses: Counter[tuple[str, str]] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
@@ -106,6 +109,10 @@ class ProbeState:
         with self.lock:
             return max(0.0, self.backoff_until.get(probe, 0.0) - now)
 
+    def set_redirects(self, endpoint: str, count: int) -> None:
+        with self.lock:
+            self.redirects[endpoint] = count
+
     def set_health(self, status_code: int | None, body_ok: bool | None) -> None:
         with self.lock:
             self.health_status_code = status_code
@@ -134,10 +141,18 @@ class ProbeState:
             self.last_cycle_end = timestamp
 
     # ------------------------------------------------------------------ readers
+    @property
+    def stale_after(self) -> float:
+        """Seconds without a finished cycle after which the prober counts as stalled: 3 intervals plus the
+        longest a cycle may take (two probes, each bounded by ``timeout``)."""
+        return 3 * self.interval + 2 * self.timeout
+
     def healthy(self, now: float) -> bool:
-        """The prober is alive: a cycle ended within 3 intervals + 60 s (or none is due yet)."""
+        """The prober is alive: a cycle finished within ``stale_after`` seconds (counted from the start while
+        none has finished yet)."""
         with self.lock:
-            return self.last_cycle_end is None or now - self.last_cycle_end <= 3 * self.interval + 60
+            last = self.last_cycle_end if self.last_cycle_end is not None else self.started
+            return now - last <= self.stale_after
 
     def result(self, probe: str) -> ProbeResult | None:
         with self.lock:
@@ -214,8 +229,9 @@ class StateCollector(Collector):
             yield responses
             errors = CounterMetricFamily(
                 f"{p}request_errors",
-                "Probe requests that got no usable HTTP response, by endpoint and reason "
-                "(timeout, connection, tls, invalid_response).",
+                "Probe requests that got no usable HTTP response, by endpoint and reason (timeout: the probe's "
+                "total deadline passed; connection; tls; invalid_response; redirect_downgrade: an https URL "
+                "redirected to http; too_many_redirects).",
                 labels=["endpoint", "reason"],
             )
             for (endpoint, reason), count in sorted(s.errors.items()):
@@ -283,6 +299,22 @@ class StateCollector(Collector):
             cycles = CounterMetricFamily(f"{p}cycles", "Probe cycles run.")
             cycles.add_metric([], float(s.cycles))
             yield cycles
+            last_cycle = GaugeMetricFamily(
+                f"{p}last_cycle_timestamp_seconds",
+                "Unix time the latest probe cycle finished; absent until the first one has. The exporter's "
+                "/-/healthy answers 503 when it is older than 3 intervals + 2 timeouts.",
+            )
+            if s.last_cycle_end is not None:
+                last_cycle.add_metric([], s.last_cycle_end)
+            yield last_cycle
+            redirects = GaugeMetricFamily(
+                f"{p}http_redirects",
+                "Redirects followed by the latest request to each endpoint (like blackbox's probe_http_redirects).",
+                labels=["endpoint"],
+            )
+            for endpoint, count in sorted(s.redirects.items()):
+                redirects.add_metric([endpoint], float(count))
+            yield redirects
             cycle_requests = GaugeMetricFamily(
                 f"{p}cycle_requests", "Requests sent to the auth server in the latest cycle (never above the cap)."
             )

@@ -1,9 +1,9 @@
 """Earliest certificate expiry of a TLS server's chain (what blackbox_exporter calls
-``probe_ssl_earliest_cert_expiry``), using only the standard library.
+``probe_ssl_earliest_cert_expiry``), with public ``ssl``/``cryptography`` APIs only.
 
-Python 3.11's ``_ssl._SSLSocket.get_verified_chain()`` (public as ``SSLSocket.get_verified_chain`` from 3.13)
-gives the chain as verified against the trust store; ``notAfter`` comes from each certificate's decoded info.
-When that call is missing, the leaf certificate's ``notAfter`` is used.
+The prober reads the expiry on its own health request's connection
+(:func:`rozitech_auth_exporter.transport.peer_cert_expiry`); :func:`earliest_expiry` is the same reading on a
+connection of its own, for a one-off check.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
+from rozitech_auth_exporter.transport import peer_cert_expiry
+
 
 def earliest_expiry(url: str, ca_bundle: str | None, timeout: float) -> float:
     """Connect to ``url``'s host and port, verify its chain, return the earliest ``notAfter`` as Unix time.
 
-    Raises ``ssl.SSLError`` (verification failed), ``OSError`` (connect failed) or ``ValueError`` (no
-    certificate dates).
+    Python 3.13+ reads the whole verified chain (``SSLSocket.get_verified_chain``); older versions the
+    verified leaf. Raises ``ssl.SSLError`` (verification failed), ``OSError`` (connect failed) or
+    ``ValueError`` (no certificate dates).
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -27,18 +30,7 @@ def earliest_expiry(url: str, ca_bundle: str | None, timeout: float) -> float:
         socket.create_connection((host, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
-        expiries: list[float] = []
-        sslobj = getattr(tls, "_sslobj", None)
-        chain = getattr(tls, "get_verified_chain", None) or getattr(sslobj, "get_verified_chain", None)
-        if chain is not None:
-            for cert in chain() or []:
-                info = cert.get_info()
-                if info.get("notAfter"):
-                    expiries.append(float(ssl.cert_time_to_seconds(info["notAfter"])))
-        if not expiries:
-            leaf = tls.getpeercert()
-            if leaf and leaf.get("notAfter"):
-                expiries.append(float(ssl.cert_time_to_seconds(str(leaf["notAfter"]))))
-    if not expiries:
+        expiry = peer_cert_expiry(tls)
+    if expiry is None:
         raise ValueError(f"no certificate dates from {host}:{port}")
-    return min(expiries)
+    return expiry
