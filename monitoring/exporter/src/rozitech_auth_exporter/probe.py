@@ -177,7 +177,8 @@ class Prober:
         if limit is not None:
             self.state.record_rate_limit(limit, now)
         if status == 429:
-            wait = limit.reset_after if limit is not None and limit.reset_after else self.config.interval
+            # Retry-After (what the server asks for) takes precedence over the window's reset.
+            wait = (limit.backoff_seconds() if limit is not None else None) or self.config.interval
             until = now + min(max(wait, 1.0), MAX_BACKOFF_SECONDS)
             probe = "health" if endpoint == "health" else "verify"
             self.state.set_backoff(probe, until)
