@@ -254,3 +254,7 @@ def sample(name: str, **labels: str) -> float:
 
 def failures(reason: str) -> float:
     return sample("rozitech_remote_auth_verify_failures_total", reason=reason)
+
+
+def link_refusals(reason: str) -> float:
+    return sample("rozitech_remote_auth_link_refusals_total", reason=reason)

@@ -16,7 +16,9 @@ import pytest
 from rozitech_remote_auth.retry_after import MAX_RETRY_AFTER, parse_retry_after, retry_after_seconds
 
 TABLE = json.loads(
-    (Path(__file__).resolve().parents[2] / "tests" / "shared" / "retry_after_cases.json").read_text()
+    (
+        Path(__file__).resolve().parents[2] / "tests" / "shared" / "retry_after_cases.json"
+    ).read_text()
 )
 
 
@@ -24,14 +26,14 @@ TABLE = json.loads(
 def time_zone(request: pytest.FixtureRequest, settings: Any) -> str:
     """Django's TIME_ZONE (which sets the process's TZ, like at startup) for the test."""
     settings.TIME_ZONE = request.param
-    assert time.strftime("%Z") != "" and time.tzname  # tzset ran
+    assert time.tzname[0]  # tzset ran
     return str(request.param)
 
 
 @pytest.mark.parametrize("case", TABLE["cases"], ids=lambda case: case["name"])
 def test_shared_retry_after_table(case: dict[str, Any], time_zone: str) -> None:
     assert retry_after_seconds(case["value"], TABLE["now"]) == case["seconds"]
-    assert MAX_RETRY_AFTER == TABLE["max"]
+    assert TABLE["max"] == MAX_RETRY_AFTER
 
 
 def test_asctime_retry_after_is_120_in_amsterdam_and_chicago(settings: Any) -> None:
