@@ -32,6 +32,6 @@ class EmailUser(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []  # noqa: RUF012 - Django's convention
+    REQUIRED_FIELDS: list[str] = []
 
     objects = EmailUserManager()

@@ -97,3 +97,20 @@ def test_metrics_count_verifications_without_user_data(http, host):
     assert PROBE_EMAIL not in text and token not in text
     files = host.run("ls /run/rozitech-saas-admin-metrics").stdout.split()
     assert any(name.endswith(".db") for name in files), "multiprocess mode is on"
+
+
+def test_identity_link_tables_migrated_and_the_probe_user_linked(host):
+    """The role ran the patch's migration; the health gate's probe login linked its user by remote id."""
+    env = (
+        "DJANGO_SETTINGS_MODULE=rozitech_remote_auth.settings_overlay "
+        "REMOTE_AUTH_BASE_SETTINGS_MODULE=config.settings.quickstart "
+        f"REMOTE_AUTH_ENV_FILE={APP_ROOT}/.env"
+    )
+    out = host.run(
+        f"cd {APP_ROOT} && runuser -u rozitech -- env {env} "
+        f"{APP_ROOT}/venv/bin/python manage.py remote_auth_links report --json"
+    )
+    assert out.rc == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["linked"] >= 1
+    assert report["conflicts"]["count"] == 0

@@ -1,6 +1,7 @@
 """``manage.py remote_auth_links``: the stable-id links between auth-server users and local users.
 
-Subcommands (run with the patch's settings, ``DJANGO_SETTINGS_MODULE=rozitech_remote_auth.settings_overlay``):
+Subcommands (run with the patch's settings:
+``DJANGO_SETTINGS_MODULE=rozitech_remote_auth.settings_overlay``):
 
 * ``report [--json] [--limit N] [--fail-on-conflicts]``: before the rollout and after it, the local
   users not yet linked, grouped by what their first login will do under the linking policy
