@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _EPOCH_MIN = 1e9  # below this, an X-RateLimit-Reset is a delay in seconds, not a Unix time
 _EPOCH_MS_MIN = 1e12  # above this, it is a Unix time in milliseconds
@@ -91,7 +91,7 @@ def parse_retry_after(value: str | None, now: float) -> int | None:
         if parts is None:
             return None
         try:
-            when = datetime(*parts[:6], tzinfo=timezone.utc) - timedelta(seconds=parts[9] or 0)
+            when = datetime(*parts[:6], tzinfo=UTC) - timedelta(seconds=parts[9] or 0)
         except (ValueError, OverflowError):
             return None
         seconds = when.timestamp() - now
