@@ -94,3 +94,20 @@ def test_link_unlink_and_their_errors(users):
     LinkRefusal.objects.create(remote_id="r-9", reason="ambiguous_email")
     call_command("remote_auth_links", "forget-refusals", verbosity=0)
     assert not LinkRefusal.objects.exists()
+
+
+def test_report_before_the_migration_lists_every_user_as_unlinked(users, monkeypatch):
+    from django.db import connection
+
+    real = connection.introspection.table_names
+    monkeypatch.setattr(
+        connection.introspection,
+        "table_names",
+        lambda *a, **k: [t for t in real(*a, **k) if not t.startswith("rozitech_remote_auth_")],
+    )
+    data = report()
+    assert (data["migrated"], data["users"], data["linked"]) == (False, 6, 0)
+    assert names(data, "will_link") == ["plain", "linked"]
+    out = io.StringIO()
+    call_command("remote_auth_links", "report", stdout=out)
+    assert "do not exist yet" in out.getvalue()

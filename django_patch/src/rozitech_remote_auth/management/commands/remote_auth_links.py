@@ -25,7 +25,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Count
 from django.db.models.functions import Lower
 
@@ -129,6 +129,8 @@ class Command(BaseCommand):
             "Linking policy: by e-mail={link_by_email}, verified e-mail required="
             "{link_require_verified_email}, privileged accounts={link_privileged}".format(**policy)
         )
+        if not data["migrated"]:
+            out("The link tables do not exist yet (the rollout creates them): nothing is linked.")
         out(
             f"Local users: {data['users']}, linked: {data['linked']}, "
             f"not linked: {data['users'] - data['linked']}"
@@ -158,8 +160,12 @@ def build_report(limit: int = 50) -> dict[str, Any]:
     email_field = model.get_email_field_name()
     has_email = email_field in {f.name for f in model._meta.get_fields()}
     manager = model._default_manager
-    linked_ids = IdentityLink.objects.values("user_id")
-    unlinked = manager.exclude(pk__in=linked_ids).order_by("pk")
+    # Before the rollout the patch's tables do not exist yet: every local user is unlinked.
+    connection = connections[router.db_for_read(IdentityLink)]
+    migrated = IdentityLink._meta.db_table in connection.introspection.table_names()
+    unlinked = manager.order_by("pk")
+    if migrated:
+        unlinked = unlinked.exclude(pk__in=IdentityLink.objects.values("user_id"))
     duplicates: set[str] = set()
     if has_email:
         duplicates = set(
@@ -188,6 +194,8 @@ def build_report(limit: int = 50) -> dict[str, Any]:
         if len(block["rows"]) < limit:
             block["rows"].append({"pk": user.pk, "username": user.get_username(), "email": email})
     refusals = LinkRefusal.objects.select_related("user").order_by("-last_seen_at")
+    if not migrated:
+        refusals = refusals.none()
     rows = [
         {
             "reason": r.reason,
@@ -206,8 +214,9 @@ def build_report(limit: int = 50) -> dict[str, Any]:
             "link_require_verified_email": cfg.link_require_verified_email,
             "link_privileged": cfg.link_privileged,
         },
+        "migrated": migrated,
         "users": manager.count(),
-        "linked": IdentityLink.objects.count(),
+        "linked": IdentityLink.objects.count() if migrated else 0,
         "unlinked": groups,
         "conflicts": {"count": refusals.count(), "rows": rows},
     }
