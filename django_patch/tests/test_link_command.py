@@ -111,3 +111,7 @@ def test_report_before_the_migration_lists_every_user_as_unlinked(users, monkeyp
     out = io.StringIO()
     call_command("remote_auth_links", "report", stdout=out)
     assert "do not exist yet" in out.getvalue()
+
+
+def test_the_migration_matches_the_models():
+    call_command("makemigrations", "rozitech_remote_auth", "--check", "--dry-run", verbosity=0)
