@@ -111,6 +111,8 @@ def test_identity_link_tables_migrated_and_the_probe_user_linked(host):
         f"{APP_ROOT}/venv/bin/python manage.py remote_auth_links report --json"
     )
     assert out.rc == 0, out.stderr
-    report = json.loads(out.stdout)
+    lines = out.stdout.splitlines()  # the app's logging may print to stdout before the JSON
+    report = json.loads("\n".join(lines[lines.index("{") :]))
+    assert report["migrated"] is True
     assert report["linked"] >= 1
     assert report["conflicts"]["count"] == 0
