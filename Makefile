@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR ?= 1
 STANDIN := tests/standins/auth_server
 SANDBOX := -i inventory/sandbox
 
-.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test fullstack test-full bench bench-rollout bench-fullstack clean
+.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test fullstack test-full bench bench-rollout bench-fullstack bench-restarts clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,7 @@ demo: demo-up ## Sandbox + the whole rollout (playbooks/site.yml) + printed proo
 	ansible-playbook $(SANDBOX) playbooks/site.yml
 	$(BIN)/python tests/sandbox/proof.py
 	$(BIN)/python tests/monitoring/alert_states.py --prometheus http://127.0.0.1:9090
+	$(BIN)/python tests/monitoring/alert_routes.py --prometheus http://127.0.0.1:9090 --alertmanager http://127.0.0.1:9093 --sink http://127.0.0.1:9095
 
 monitoring-check: venv ## Every dashboard query against the sandbox's Prometheus (after make demo)
 	$(BIN)/python tests/monitoring/check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --wait 120
@@ -91,6 +92,9 @@ bench-rollout: venv images ## Wall time of site.yml (fresh, no-change) and rollb
 
 bench-fullstack: venv ## Figures on the running sandbox (after make demo): throughput, auth calls, fail fast (~13 min)
 	$(BIN)/python bench/fullstack_bench.py
+
+bench-restarts: venv ## Failed requests under load while app1 is rolled out, restored, rolled back (after make demo, ~6 min)
+	$(BIN)/python bench/rollout_load.py
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

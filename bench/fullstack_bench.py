@@ -7,7 +7,8 @@ to the local Docker engine:
   container's published port 80 (``docker port``; ``rozitech-sandbox-app1`` -> ``http://127.0.0.1:8080``),
   or ``--app URL`` (repeatable).  Requests go to ``GET /api/me/`` (the default-auth view) through the
   host's nginx -> gunicorn; clients pick a host at random.  The app's verify metrics are read from
-  ``/metrics/`` on each host (``rozitech_remote_auth_*``, summed over hosts);
+  each host's private metrics listener (``<container address>:9748``, ``docker inspect``; with ``--app``,
+  ``<URL>/metrics/``) (``rozitech_remote_auth_*``, summed over hosts);
 * the auth server stand-in on ``http://127.0.0.1:4000`` (its test-only control API,
   ``tests/standins/auth_server/README.md``): ``POST /__standin/tokens`` mints tokens for the demo user,
   ``GET /__standin/stats`` counts ``/api/auth/me`` calls, ``PUT /__standin/faults`` injects faults,
@@ -30,7 +31,7 @@ Rows:
    default, runs one then the other): sequential uncached requests until every worker's breaker is open
    (a request counts as failed fast when the app's ``..._verify_failures_total{reason="circuit_open"}``
    grew during it; ``--down-streak`` of those in a row = all open), then the steady fail-fast latency, a
-   token cached before the outage, ``/health/``, and the time until uncached tokens get 200 again after
+   token cached before the outage, ``/api/home/``, and the time until uncached tokens get 200 again after
    the fault is removed;
 4. rollout / no-change / rollback wall times: not measured here, read from the ``bench/README.md``
    table written from ``bench/rollout_wall_times.py`` (or ``--rollout-times``);
@@ -237,8 +238,9 @@ def limiter_emptied(standin: Standin, every: float = 0.2) -> Iterator[None]:
 class Apps:
     """The app hosts: requests spread at random, metrics summed over hosts."""
 
-    def __init__(self, bases: list[str]) -> None:
+    def __init__(self, bases: list[str], metrics_urls: list[str]) -> None:
         self.bases = bases
+        self.metrics_urls = metrics_urls
         self._local = threading.local()
 
     def session(self) -> requests.Session:
@@ -263,8 +265,8 @@ class Apps:
         """Sum of ``name`` samples (optionally those whose label set contains ``labels``) over every host."""
         pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)$", re.MULTILINE)
         total = 0.0
-        for base in self.bases:
-            text = requests.get(f"{base}/metrics/", timeout=10).text
+        for url in self.metrics_urls:
+            text = requests.get(url, timeout=10).text
             for match in pattern.finditer(text):
                 if labels and labels not in (match.group(1) or ""):
                     continue
@@ -568,7 +570,7 @@ def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Rep
             ms, code, _ = apps.get(cached)
             cached_codes.append(code)
             cached_ms.append(ms)
-        health = [apps.get(None, "/health/")[0] for _ in range(20)]
+        health = [apps.get(None, "/api/home/")[0] for _ in range(20)]
     finally:
         fault_off = time.monotonic()
         if mode == "drop":
@@ -616,12 +618,12 @@ def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Rep
     )
     report.rows.append(
         Row(
-            f"3c {mode}. ... a token cached before the outage (20 requests); /health/ (20)",
+            f"3c {mode}. ... a token cached before the outage (20 requests); /api/home/ (20)",
             "20; 20",
             statuses(cached_codes),
             pct(health, 50),
             pct(health, 99),
-            f"p50/p99 are /health/; the cached token: p50 {pct(cached_ms, 50):.0f} ms, warmed by 4 concurrent "
+            f"p50/p99 are /api/home/; the cached token: p50 {pct(cached_ms, 50):.0f} ms, warmed by 4 concurrent "
             f"clients, which made {holders} upstream call(s) (= processes or caches holding it)",
         )
     )
@@ -809,13 +811,18 @@ def main() -> int:
     args = parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     apps_found = [(url, url) for url in args.app] if args.app else discover_apps()
-    apps = Apps([url for _, url in apps_found])
+    if args.app:
+        metrics_urls = [f"{url}/metrics/" for url in args.app]
+    else:
+        template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+        metrics_urls = [f"http://{docker('inspect', '-f', template, host)}:9748/metrics" for host, _ in apps_found]
+    apps = Apps([url for _, url in apps_found], metrics_urls)
     standin = Standin(args.standin)
     if not standin.healthy():
         raise SystemExit(f"the stand-in does not answer at {args.standin}/health: run make demo first")
     for _, url in apps_found:
-        if requests.get(f"{url}/health/", timeout=10).status_code != 200:
-            raise SystemExit(f"{url}/health/ does not answer 200: run make demo first")
+        if requests.get(f"{url}/api/home/", timeout=10).status_code != 200:
+            raise SystemExit(f"{url}/api/home/ does not answer 200: run make demo first")
     report = Report(started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), load_before=loadavg(), apps=apps_found)
     report.params.append(
         f"throughput (row 1): {args.clients} concurrent clients, {args.requests} requests per row, GET {APP_PATH}, "

@@ -272,10 +272,10 @@ class App:
         if "PROMETHEUS_MULTIPROC_DIR" in env:
             argv[2:2] = ["-c", "python:rozitech_remote_auth.gunicorn_hooks"]
         self.proc = self.procs.start(f"gunicorn-{self.name}", argv, self.app_dir, env)
-        wait_http(f"{self.base}/health/", self.proc)
-        # every worker imported Django before we measure: a few /health/ calls land on each
+        wait_http(f"{self.base}/api/home/", self.proc)
+        # every worker imported Django before we measure: a few /api/home/ calls land on each
         for _ in range(12):
-            _get(f"{self.base}/health/")
+            _get(f"{self.base}/api/home/")
         return self
 
     def restart(self) -> App:
@@ -499,7 +499,7 @@ def health_throughput(app: App, seconds: float, threads: int = 4) -> tuple[float
     done: list[tuple[float, float, int]] = []
 
     def health() -> tuple[float, int]:
-        ms, status, _ = timed_get(f"{app.base}/health/", timeout=60)
+        ms, status, _ = timed_get(f"{app.base}/api/home/", timeout=60)
         return ms, status
 
     workers = [threading.Thread(target=loop_until, args=(stop, health, done), daemon=True) for _ in range(threads)]
@@ -515,10 +515,10 @@ def health_throughput(app: App, seconds: float, threads: int = 4) -> tuple[float
 
 
 def hang_run(app: App, standin: Standin, seconds: float, stuck: int, health_threads: int = 4) -> dict[str, Any]:
-    """``/health/`` throughput while ``/api/auth/me`` hangs and ``stuck`` clients keep sending
+    """``/api/home/`` throughput while ``/api/auth/me`` hangs and ``stuck`` clients keep sending
     cache-miss requests."""
     baseline, _ = health_throughput(app, 5.0, health_threads)
-    print(f"[bench] /health/ baseline: {baseline:.0f} req/s", flush=True)
+    print(f"[bench] /api/home/ baseline: {baseline:.0f} req/s", flush=True)
     # failures are never cached, so a token that got a 503 is still a cache miss next time
     tokens = itertools.cycle(standin.mint(stuck * 20))
     token_lock = threading.Lock()
@@ -534,7 +534,7 @@ def hang_run(app: App, standin: Standin, seconds: float, stuck: int, health_thre
     auth_done: list[tuple[float, float, int]] = []
 
     def health() -> tuple[float, int]:
-        ms, status, _ = timed_get(f"{app.base}/health/", timeout=60)
+        ms, status, _ = timed_get(f"{app.base}/api/home/", timeout=60)
         return ms, status
 
     def auth() -> tuple[float, int]:
@@ -582,7 +582,7 @@ def hang_run(app: App, standin: Standin, seconds: float, stuck: int, health_thre
         "timeouts": app.metric("rozitech_remote_auth_verify_failures_total", 'reason="timeout"'),
     }
     print(
-        f"[bench] hang: /health/ {result['rps']:.1f} req/s (baseline {baseline:.0f}); "
+        f"[bench] hang: /api/home/ {result['rps']:.1f} req/s (baseline {baseline:.0f}); "
         f"per 5 s: {', '.join(f'{b:.1f}' for b in result['buckets_rps'])}; auth {result['auth_statuses']}",
         flush=True,
     )
@@ -658,13 +658,13 @@ def render(report: Report) -> str:
     if hang:
         out += [
             "",
-            f"| /health/ while /api/auth/me hangs ({hang['stuck']} clients looping cache-miss requests, "
-            f"{hang['health_threads']} /health/ clients, {hang['seconds']:.0f} s) | value |",
+            f"| /api/home/ while /api/auth/me hangs ({hang['stuck']} clients looping cache-miss requests, "
+            f"{hang['health_threads']} /api/home/ clients, {hang['seconds']:.0f} s) | value |",
             "|---|---|",
-            f"| /health/ throughput, auth server healthy (baseline, 5 s) | {hang['baseline_rps']:.0f} req/s |",
-            f"| /health/ throughput while hanging | {hang['rps']:.1f} req/s |",
+            f"| /api/home/ throughput, auth server healthy (baseline, 5 s) | {hang['baseline_rps']:.0f} req/s |",
+            f"| /api/home/ throughput while hanging | {hang['rps']:.1f} req/s |",
             f"| ... per 5 s window | {', '.join(f'{b:.1f}' for b in hang['buckets_rps'])} req/s |",
-            f"| /health/ latency p50 / max | {hang['health_p50']:.0f} / {hang['health_max']:.0f} ms |",
+            f"| /api/home/ latency p50 / max | {hang['health_p50']:.0f} / {hang['health_max']:.0f} ms |",
             f"| authenticated requests finished / statuses | {hang['auth_n']} / {hang['auth_statuses']} |",
             "| authenticated requests >= 1 s (waited for the read timeout or queued behind one): "
             f"n, p50 / max | {hang['auth_slow'][0]}, {hang['auth_slow'][1]:.0f} / {hang['auth_slow'][2]:.0f} ms |",
@@ -720,7 +720,7 @@ def run(args: argparse.Namespace, procs: Procs, work: Path) -> Report:
             yield token
 
     rows = report.rows
-    rows.append(latency_row("/health/ (no auth, floor)", local, "/health/", repeat(None), n, lambda: "-"))
+    rows.append(latency_row("/api/home/ (no auth, floor)", local, "/api/home/", repeat(None), n, lambda: "-"))
     rows.append(latency_row("(a) local simplejwt verification", local, "/api/me/", repeat(local_token), n, lambda: "-"))
     before = standin.me_calls()
     rows.append(

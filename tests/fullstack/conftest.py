@@ -3,8 +3,9 @@
 Topology (tests/sandbox/up.yml, inventory/sandbox): the auth server stand-in (127.0.0.1:4000, its test-only
 control API on), nginx + TLS for auth.rozitech.test (127.0.0.1:8443), two SaaS Admin hosts (127.0.0.1:8080,
 127.0.0.1:8081) sharing one Redis, and on this machine's Docker engine the auth probe exporter
-(127.0.0.1:9747) and Prometheus (127.0.0.1:9090). Everything here talks to those ports or to `docker`.
-Tokens are never printed.
+(127.0.0.1:9747), Prometheus (127.0.0.1:9090), Alertmanager (127.0.0.1:9093) and the alert sink, the webhook
+receiver Alertmanager delivers to (127.0.0.1:9095, tests/sandbox/alert_sink). Everything here talks to those
+ports or to `docker`. Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,17 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = os.environ.get("SANDBOX_AUTH_URL", "http://127.0.0.1:4000")
 APPS = tuple(os.environ.get("SANDBOX_APP_URLS", "http://127.0.0.1:8080,http://127.0.0.1:8081").split(","))
+# The containers behind APPS, in the same order: their private metrics listeners (remote_auth_metrics_listen).
+APP_CONTAINERS = tuple(
+    os.environ.get("SANDBOX_APP_CONTAINERS", "rozitech-sandbox-app1,rozitech-sandbox-app2").split(",")
+)
+METRICS_PORT = 9748
+# A page of the app that needs no token (the fixture, like the real app, has no /health/).
+PUBLIC_PAGE = "/api/home/"
 PROMETHEUS = os.environ.get("SANDBOX_PROMETHEUS_URL", "http://127.0.0.1:9090")
 EXPORTER = os.environ.get("SANDBOX_EXPORTER_URL", "http://127.0.0.1:9747")
+ALERTMANAGER = os.environ.get("SANDBOX_ALERTMANAGER_URL", "http://127.0.0.1:9093")
+ALERT_SINK = os.environ.get("SANDBOX_ALERT_SINK_URL", "http://127.0.0.1:9095")
 PROXY = ("127.0.0.1", int(os.environ.get("SANDBOX_PROXY_PORT", "8443")))
 AUTH_DOMAIN = "auth.rozitech.test"
 SANDBOX_CA = ROOT / ".cache" / "sandbox-pki"
@@ -77,6 +87,7 @@ class Sandbox:
     """Calls into the sandbox; ``faults`` remembers what a test changed so teardown can undo it."""
 
     session: requests.Session = field(default_factory=requests.Session)
+    _metrics_urls: dict[str, str] = field(default_factory=dict)
 
     # -- the auth server stand-in --------------------------------------------------------------
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -128,8 +139,16 @@ class Sandbox:
     def me(self, app: str, token: str) -> Answer:
         return self.get(app, "/api/me/", token)
 
+    def metrics_url(self, app: str) -> str:
+        """The private metrics listener of ``app``'s container (its address on the sandbox network)."""
+        if app not in self._metrics_urls:
+            container = APP_CONTAINERS[APPS.index(app)]
+            address = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container)
+            self._metrics_urls[app] = f"http://{address}:{METRICS_PORT}/metrics"
+        return self._metrics_urls[app]
+
     def app_metrics(self, app: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = requests.get(f"{app}/metrics/", timeout=10).text
+        text = requests.get(self.metrics_url(app), timeout=10).text
         return {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text)
@@ -149,6 +168,17 @@ class Sandbox:
         states = {a["state"] for a in alerts if a["labels"].get("alertname") == name}
         return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
 
+    def notifications(self, since: int = 0) -> list[dict[str, Any]]:
+        """What Alertmanager delivered to the alert sink after sequence number ``since``, oldest first: each
+        ``{"seq", "received_at", "path" ("/critical" or "/warning"), "payload" (Alertmanager's webhook JSON)}``."""
+        answer = self.session.get(f"{ALERT_SINK}/notifications", params={"since": since}, timeout=10)
+        answer.raise_for_status()
+        return answer.json()["notifications"]
+
+    def last_notification(self) -> int:
+        """The sequence number of the newest notification the sink holds (0 = none)."""
+        return max((n["seq"] for n in self.notifications()), default=0)
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         answer = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": expr}, timeout=10).json()
         assert answer["status"] == "success", answer
@@ -163,7 +193,7 @@ def _healthy(sandbox: Sandbox) -> bool:
     sandbox.standin_service("start")
     docker("start", "rozitech-sandbox-redis", "rozitech-sandbox-exporter")
     sandbox.clear()
-    return all(sandbox.get(app, "/health/").status == 200 for app in APPS)
+    return all(sandbox.get(app, PUBLIC_PAGE).status == 200 for app in APPS)
 
 
 @pytest.fixture(scope="session")

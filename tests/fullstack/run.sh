@@ -2,8 +2,10 @@
 # The full-stack scenario (issue 8, and issue 7's rollback over the whole topology): `make fullstack`.
 #
 #   fresh sandbox (two app hosts + shared Redis, auth proxy, auth server stand-in, monitoring on this machine)
-#   -> capture every host -> playbooks/site.yml -> the fault matrix (tests/fullstack/test_fault_matrix.py)
-#   -> every Grafana panel query against the sandbox's Prometheus -> playbooks/rollback.yml -e rollout_release=all -> capture again -> compare (byte for byte) -> sandbox down.
+#   -> capture every host -> playbooks/site.yml (under steady load: 0 failed requests on app1)
+#   -> the fault matrix (tests/fullstack/test_fault_matrix.py)
+#   -> every Grafana panel query against the sandbox's Prometheus -> playbooks/rollback.yml -e rollout_release=all
+#   (under steady load: 0 failed requests on app1) -> capture again -> compare (byte for byte) -> sandbox down.
 #
 # KEEP_SANDBOX=1 leaves the containers up at the end (default: removed, also on failure).
 # Output: .artifacts/fullstack/ (captures, the matrix's JUnit XML).
@@ -23,14 +25,20 @@ ansible-playbook "${inv[@]}" tests/sandbox/up.yml
 ansible-playbook "${inv[@]}" tests/sandbox/fixture_app.yml
 step "capture before the rollout"
 ansible-playbook "${inv[@]}" tests/fullstack/capture.yml -e capture_name=before -e "capture_dir=$art"
-step "the rollout (playbooks/site.yml)"
-ansible-playbook "${inv[@]}" playbooks/site.yml
+# bench/rollout_load.py watch: clients load app1 through its nginx while the command runs; exit 1 when a
+# request fails (a 502 while gunicorn restarts) or the command fails (its output: here and in $art/<label>.log).
+load() { python bench/rollout_load.py --log-dir "$art" --max-failed 0 watch --label "$1" -- "${@:2}"; }
+step "the rollout (playbooks/site.yml) under load: no request may fail"
+load site ansible-playbook "${inv[@]}" playbooks/site.yml
 step "the fault matrix"
 python -m pytest tests/fullstack -p no:cacheprovider -v -s --junitxml="$art/fault-matrix.xml"
+step "where the alerts went (Alertmanager's routes, what the alert sink received)"
+python tests/monitoring/alert_routes.py --prometheus http://127.0.0.1:9090 --alertmanager http://127.0.0.1:9093 \
+  --sink http://127.0.0.1:9095
 step "every dashboard query returns data (after the matrix, every panel has something to show)"
 python tests/monitoring/check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --wait 120
-step "one-command rollback of every release (playbooks/rollback.yml -e rollout_release=all)"
-ansible-playbook "${inv[@]}" playbooks/rollback.yml -e rollout_release=all
+step "one-command rollback of every release (playbooks/rollback.yml -e rollout_release=all) under load: no request may fail"
+load rollback ansible-playbook "${inv[@]}" playbooks/rollback.yml -e rollout_release=all
 step "capture after the rollback, compare"
 ansible-playbook "${inv[@]}" tests/fullstack/capture.yml -e capture_name=rolled-back -e "capture_dir=$art"
 ansible-playbook "${inv[@]}" tests/fullstack/compare.yml -e "capture_dir=$art"

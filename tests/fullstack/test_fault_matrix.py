@@ -9,6 +9,9 @@ durations (1 to 10 min). The matrix waits for ``firing`` where the row is about 
 (auth server down: AuthServerDown pending then firing after 2 min; AuthCircuitOpen after 1 min) and for
 ``pending`` (the condition is true and Prometheus counts down) where waiting 5-10 min would only test
 Prometheus' clock. The exporter probes every 30 s, so probe-side conditions take up to ~45 s to show.
+Delivery to people: the auth-server-down row also asserts what Alertmanager sent to the sandbox's alert sink
+(exactly one firing and one resolved notification, critical receiver, runbook text and link); the sandbox's
+Alertmanager timings are short (inventory/sandbox: group_wait 5 s, group_interval 10 s), so that adds ~30 s.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .conftest import (
     BREAKER_RESET,
     EXPORTER,
     PROXY,
+    PUBLIC_PAGE,
     READ_TIMEOUT,
     ROOT,
     SANDBOX_CA,
@@ -79,10 +83,25 @@ def wait_alert(sandbox: Sandbox, name: str, states: tuple[str, ...], timeout: fl
     return wait_for(f"alert {name} in {states}", probe, timeout)
 
 
+def delivered(sandbox: Sandbox, alertname: str, since: int) -> list[tuple[str, dict]]:
+    """(notification status, the alert) for each notification since ``since`` holding ``alertname``."""
+    return [
+        (n["payload"]["status"], alert)
+        for n in sandbox.notifications(since)
+        for alert in n["payload"]["alerts"]
+        if alert["labels"].get("alertname") == alertname
+    ]
+
+
 # -- row 1 ---------------------------------------------------------------------------------------
 
 
 def test_auth_server_down(sandbox: Sandbox) -> None:
+    sink_start = sandbox.last_notification()
+
+    def delivered_down() -> list[tuple[str, dict]]:
+        return delivered(sandbox, "AuthServerDown", sink_start)
+
     cached = sandbox.mint()[0]
     calls = sandbox.me_calls()
     before_ids = user_ids(sandbox, cached)
@@ -103,11 +122,11 @@ def test_auth_server_down(sandbox: Sandbox) -> None:
             assert 5 < int(fast.headers["Retry-After"]) <= BREAKER_RESET
             assert sandbox.app_metric(app, CIRCUIT, max) >= 1, f"{app}: circuit not open"
             assert sandbox.app_metric(app, FAILURES, reason="circuit_open") >= 1
-        # Cached identities keep working; /health/ answers at once.
+        # Cached identities keep working; the public page (no token) answers at once.
         for app in APPS:
             answer = sandbox.me(app, cached)
             assert answer.status == 200, (app, answer.status)
-            health = sandbox.get(app, "/health/")
+            health = sandbox.get(app, PUBLIC_PAGE)
             assert health.status == 200
             assert health.seconds < 1
         # Monitoring: the probe says down; the alert goes pending, then fires (for: 2m); the circuit alert fires.
@@ -121,6 +140,13 @@ def test_auth_server_down(sandbox: Sandbox) -> None:
             sandbox.me(app, fresh[1])
         wait_alert(sandbox, "AuthCircuitOpen", ("firing",), timeout=150)
         wait_alert(sandbox, "AuthServerDown", ("firing",), timeout=150)
+        # Alertmanager delivers it (sandbox: group_wait 5 s) to the critical receiver.
+        wait_for(
+            "Alertmanager to deliver the firing AuthServerDown",
+            lambda: ("firing", "AuthServerDown") in {(s, a["labels"]["alertname"]) for s, a in delivered_down()},
+            30,
+            1,
+        )
     finally:
         sandbox.standin_service("start")
 
@@ -134,6 +160,31 @@ def test_auth_server_down(sandbox: Sandbox) -> None:
         )
     wait_alert(sandbox, "AuthServerDown", ("inactive",))
     assert user_ids(sandbox, cached) == before_ids
+
+    # People were told once that it broke and once that it recovered (sandbox: group_interval 10 s), on the
+    # critical receiver, with the runbook: the rule's own text and the link to its section of docs/runbook.md.
+    wait_for(
+        "Alertmanager to deliver the resolved AuthServerDown",
+        lambda: "resolved" in {status for status, _ in delivered_down()},
+        40,
+        1,
+    )
+    time.sleep(12)  # one more group_interval: a duplicate would arrive now
+    notifications = [
+        n
+        for n in sandbox.notifications(sink_start)
+        if any(a["labels"].get("alertname") == "AuthServerDown" for a in n["payload"]["alerts"])
+    ]
+    assert [n["payload"]["status"] for n in notifications] == ["firing", "resolved"], notifications
+    for notification in notifications:
+        assert notification["path"] == "/critical"
+        assert notification["payload"]["receiver"] == "sandbox-critical"
+        assert notification["payload"]["groupLabels"] == {"alertname": "AuthServerDown", "service": "rozitech-auth"}
+        (alert,) = notification["payload"]["alerts"]
+        assert alert["status"] == notification["payload"]["status"]
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["runbook_url"] == "docs/runbook.md#authserverdown"
+        assert alert["annotations"]["runbook"].startswith("Check auth.rozitech.com/health from the monitoring host")
 
 
 # -- row 2 ---------------------------------------------------------------------------------------
@@ -162,7 +213,7 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
     def health_poller() -> None:
         while time.monotonic() - started < run_for:
             for app in APPS:
-                answer = sandbox.get(app, "/health/")
+                answer = sandbox.get(app, PUBLIC_PAGE)
                 with lock:
                     health.append((time.monotonic() - started, answer))
             time.sleep(0.5)
@@ -188,7 +239,7 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
     print(
         f"\nslow row: {len(answers)} requests in {run_for:.0f} s, statuses {statuses}, "
         f"slowest {slowest:.1f} s, median {statistics.median(a.seconds for _, a in answers):.2f} s; "
-        f"/health/ slowest {max(a.seconds for _, a in health):.2f} s"
+        f"{PUBLIC_PAGE} slowest {max(a.seconds for _, a in health):.2f} s"
     )
     for _, answer in answers:
         assert_503_with_retry_after(answer)
@@ -197,13 +248,13 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
     # queued behind it at most a third; never the 120-s gunicorn timeout, never a 502/504.
     assert slowest < 3 * READ_TIMEOUT + 2
     # No pile-up: once the shared circuit is open (FAIL_MAX failures in total), requests fail fast and
-    # /health/ answers at once, for the rest of the fault.
+    # The public page (no token) answers at once, for the rest of the fault.
     settled = 2 * READ_TIMEOUT + 2
     late = [a for t, a in answers if t - a.seconds > settled]
     assert len(late) >= 20, f"only {len(late)} requests after {settled} s: workers still blocked"
     assert max(a.seconds for a in late) < 1
     late_health = [a for t, a in health if t - a.seconds > settled]
-    assert late_health, "no /health/ sample after the circuit opened"
+    assert late_health, "no public page sample after the circuit opened"
     assert all(a.status == 200 and a.seconds < 1 for a in late_health)
 
 

@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "monitoring" / "prometheus"
 GRAFANA = ROOT / "monitoring" / "grafana"
+ALERTMANAGER = ROOT / "monitoring" / "alertmanager"
 ROLE = ROOT / "roles" / "monitoring_stack"
 
 
@@ -30,8 +31,8 @@ def render(template: Path, variables: dict[str, Any]) -> str:
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True
     )
     env.filters["to_json"] = lambda v: json.dumps(v)
-    env.filters["to_nice_yaml"] = lambda v, indent=2: yaml.safe_dump(
-        v, indent=indent, default_flow_style=False, sort_keys=True
+    env.filters["to_nice_yaml"] = lambda v, indent=2, width=80: yaml.safe_dump(
+        v, indent=indent, width=width, default_flow_style=False, sort_keys=True
     )
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     return env.from_string(template.read_text()).render(ansible_managed="Ansible managed (test render)", **variables)

@@ -103,6 +103,7 @@ def _config_vars(tmp: Path) -> dict:
     return role_defaults() | {
         "__monitoring_stack_prometheus_container_config_dir": str(tmp),
         "__monitoring_stack_prometheus_container_port": 9090,
+        "__monitoring_stack_alertmanager_container_port": 9093,
         "monitoring_stack_exporter_targets": ["rozitech-auth-exporter:9747"],
         "monitoring_stack_app_targets": ["app1.example:80", "app2.example:80"],
         "monitoring_stack_alertmanagers": ["alertmanager:9093"],

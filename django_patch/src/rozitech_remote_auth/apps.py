@@ -1,7 +1,9 @@
-"""Django app config: registers the system checks and installs the simplejwt bridge."""
+"""Django app config: registers the system checks, installs the simplejwt bridge and, when
+drf-spectacular is installed, its authentication extension (:mod:`.spectacular`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 from django.apps import AppConfig
@@ -25,6 +27,9 @@ class RemoteAuthConfig(AppConfig):
         """
         from . import bridge, checks  # noqa: F401 - registration side effects
         from .conf import get_settings
+
+        if importlib.util.find_spec("drf_spectacular") is not None:
+            from . import spectacular  # noqa: F401 - registers the OpenAPI auth extension
 
         try:
             enabled = get_settings().bridge_simplejwt

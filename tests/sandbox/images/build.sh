@@ -8,6 +8,8 @@
 #   rozitech-sandbox/auth-standin:bookworm  host + Node.js + the auth server stand-in (tests/standins/auth_server).
 #   rozitech-sandbox/auth-exporter:0.1.0    the auth probe exporter (monitoring/exporter), not systemd.
 #   rozitech-sandbox/prometheus:2.42.0      Prometheus from Debian's package (monitoring/prometheus-image).
+#   rozitech-sandbox/alertmanager:0.25.0    Alertmanager from Debian's package (monitoring/alertmanager-image).
+#   rozitech-sandbox/alert-sink:bookworm     the sandbox's webhook receiver: records what Alertmanager sends.
 #   rozitech-sandbox/redis:bookworm         Redis from Debian's package: the app hosts' shared cache (sandbox only).
 #
 # Cached by tag: the base is built once (about 1 min), derived images reuse Docker's layer cache (seconds).
@@ -89,6 +91,14 @@ docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$exporter_tag" "$root/mon
 prom_tag="rozitech-sandbox/prometheus:2.42.0"
 log "building $prom_tag"
 docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$prom_tag" "$root/monitoring/prometheus-image" >/dev/null
+# Alertmanager from Debian's package (prom/alertmanager where a registry exists).
+am_tag="rozitech-sandbox/alertmanager:0.25.0"
+log "building $am_tag"
+docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$am_tag" "$root/monitoring/alertmanager-image" >/dev/null
+# The sandbox's webhook receiver (tests/sandbox/alert_sink): what Alertmanager delivers, recorded.
+sink_tag="rozitech-sandbox/alert-sink:bookworm"
+log "building $sink_tag"
+docker build -q --build-arg BASE_IMAGE="$host_tag" -t "$sink_tag" "$root/tests/sandbox/alert_sink" >/dev/null
 # Redis (redis:7 where a registry exists): the sandbox's shared identity cache.
 redis_tag="rozitech-sandbox/redis:bookworm"
 log "building $redis_tag"

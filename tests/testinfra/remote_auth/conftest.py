@@ -18,8 +18,11 @@ AUTH_URL = os.environ.get("REMOTE_AUTH_TEST_AUTH_URL", "http://auth-server:4000"
 PROBE_EMAIL = os.environ.get("REMOTE_AUTH_TEST_EMAIL", "demo@rozitech.test")
 PROBE_PASSWORD = os.environ.get("REMOTE_AUTH_TEST_PASSWORD", "Demo-Passw0rd!")
 APP_URL = os.environ.get("REMOTE_AUTH_TEST_APP_URL", "http://127.0.0.1")
+# The patch's private metrics listener (remote_auth_metrics_listen; the role's default address).
+METRICS_URL = os.environ.get("REMOTE_AUTH_TEST_METRICS_URL", "http://127.0.0.1:9748/metrics")
 SERVICE = "rozitech-saas-admin.service"
 DROPIN = f"/etc/systemd/system/{SERVICE}.d/50-remote-auth.conf"
+SOCKET_UNIT = "/etc/systemd/system/rozitech-saas-admin.socket"
 STATE_DIR = "/var/lib/rozitech-rollout"
 
 
