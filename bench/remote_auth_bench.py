@@ -301,6 +301,16 @@ def prepare_app(python: Path, work: Path) -> Path:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.quickstart"}
     run = {"cwd": app_dir, "env": env, "check": True, "stdout": subprocess.DEVNULL}
     subprocess.run([str(python), "manage.py", "migrate", "--noinput"], **run)  # type: ignore[call-overload]
+    # the patch's identity-link tables, as the remote_auth role migrates them on a rollout
+    patched = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "rozitech_remote_auth.settings_overlay",
+        "REMOTE_AUTH_BASE_SETTINGS_MODULE": "config.settings.quickstart",
+        "REMOTE_AUTH_ENV_FILE": os.devnull,
+        "AUTH_SERVICE_URL": "http://127.0.0.1:9",
+    }
+    migrate = [str(python), "manage.py", "migrate", "rozitech_remote_auth", "--noinput"]
+    subprocess.run(migrate, **{**run, "env": patched})  # type: ignore[call-overload]
     user, email, password = LOCAL_USER
     code = (
         "from django.contrib.auth import get_user_model; "

@@ -1,4 +1,13 @@
-"""pytest-django settings for the rozitech-remote-auth test suite (short timeouts)."""
+"""pytest-django settings for the rozitech-remote-auth test suite (short timeouts).
+
+Two environment variables switch what the identity tests run against (``tests/test_backends.py``
+runs them in subprocesses so ``make test`` covers every combination):
+
+* ``ROZITECH_TEST_POSTGRES``: ``host:port`` of a PostgreSQL the harness started (``tests/pg.py``);
+  default: a file-backed SQLite database;
+* ``ROZITECH_TEST_USER_MODEL=custom``: ``AUTH_USER_MODEL`` is ``customuser.EmailUser`` (e-mail as
+  the username, 64-character e-mail, 20-character names); default: ``auth.User``.
+"""
 
 import os
 import tempfile
@@ -34,6 +43,20 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "broken": {"BACKEND": "tests.support.BrokenCache"},
 }
+if os.environ.get("ROZITECH_TEST_POSTGRES"):
+    _host, _, _port = os.environ["ROZITECH_TEST_POSTGRES"].rpartition(":")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "rozitech",
+            "USER": "rozitech",
+            "HOST": _host,
+            "PORT": _port,
+        }
+    }
+if os.environ.get("ROZITECH_TEST_USER_MODEL") == "custom":
+    INSTALLED_APPS.append("tests.customuser")
+    AUTH_USER_MODEL = "customuser.EmailUser"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -132,8 +132,10 @@ class Handler(BaseHTTPRequestHandler):
             "email": profile.get("email", claims["email"]),
             "firstName": profile.get("firstName", "First"),
             "lastName": profile.get("lastName", "Last"),
-            "emailVerified": True,
+            "emailVerified": profile.get("emailVerified", True),
         }
+        if profile.get("emailVerified", True) is None:
+            del user["emailVerified"]
         organization = {"id": claims.get("organizationId"), "name": "Org"}
         if upstream.form == "bare":
             self.send_json(200, {"user": {**user, "organization": organization}})
@@ -152,7 +154,7 @@ class Upstream:
 
     def __init__(self) -> None:
         self.form = "wrapped"
-        self.profiles: dict[str, dict[str, str]] = {}
+        self.profiles: dict[str, dict[str, Any]] = {}
         self.behaviour: Behaviour | None = None
         self.delay = 0.0
         self.release = threading.Event()
@@ -194,6 +196,19 @@ class Upstream:
 
         def behaviour(handler: Handler, info: dict[str, Any]) -> bool:
             handler.send_json(status, body if body is not None else {"success": False}, headers)
+            return True
+
+        self.behaviour = behaviour
+
+    def respond_raw(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        """Answer every request with ``status`` and exactly these body bytes."""
+
+        def behaviour(handler: Handler, info: dict[str, Any]) -> bool:
+            head = (
+                f"HTTP/1.1 {status} Status\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            handler.wfile.write(head.encode() + body)  # one write: no Nagle/delayed-ACK stall
             return True
 
         self.behaviour = behaviour
@@ -254,3 +269,7 @@ def sample(name: str, **labels: str) -> float:
 
 def failures(reason: str) -> float:
     return sample("rozitech_remote_auth_verify_failures_total", reason=reason)
+
+
+def link_refusals(reason: str) -> float:
+    return sample("rozitech_remote_auth_link_refusals_total", reason=reason)

@@ -109,3 +109,21 @@ def test_inert_patch_warns(settings):
 def test_url_with_api_suffix_warns(settings):
     settings.AUTH_SERVICE_URL = "https://auth.rozitech.com/api/"
     assert ids(check_settings()) == ["rozitech_remote_auth.W004"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"AUTH_SERVICE_LINK_PRIVILEGED": "true"}, ["rozitech_remote_auth.W005"]),
+        ({"AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL": "false"}, ["rozitech_remote_auth.W006"]),
+        (
+            {"AUTH_SERVICE_LINK_BY_EMAIL": "false", "AUTH_SERVICE_LINK_PRIVILEGED": "true"},
+            [],  # no linking by e-mail at all: nothing to loosen
+        ),
+        ({"AUTH_SERVICE_LINK_PRIVILEGED": "maybe"}, ["rozitech_remote_auth.E001"]),
+    ],
+)
+def test_loosened_linking_policy_warns(settings, overrides, expected):
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    assert ids(check_settings()) == expected

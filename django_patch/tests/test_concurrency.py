@@ -50,9 +50,9 @@ def test_ten_concurrent_first_logins_make_one_user(upstream, monkeypatch):
     gate = threading.Barrier(10, timeout=10)
     real_create = users._create
 
-    def racing_create(model, identity):
+    def racing_create(*args):
         gate.wait()
-        return real_create(model, identity)
+        return real_create(*args)
 
     monkeypatch.setattr(users, "_create", racing_create)
 

@@ -13,7 +13,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
 from rozitech_remote_auth import gunicorn_hooks
-from tests.support import bearer, failures, make_token
+from tests.support import bearer, failures, link_refusals, make_token
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = (
@@ -62,6 +62,12 @@ def test_no_token_email_or_user_id_in_labels_or_logs(client, upstream, settings,
     upstream.respond(429, {"success": False}, {"Retry-After": "30"})
     client.get("/api/default/", **bearer(make_token(secret_id, secret_email, jti="2")))
     upstream.respond(200, {"user": {"id": secret_id}})  # outside the contract
+    client.get("/api/default/", **bearer(make_token(secret_id, secret_email, jti="3")))
+    refused = link_refusals("linked_to_other")
+    upstream.behaviour = None  # a refused link: the e-mail's local user is linked to another id
+    client.get("/api/default/", **bearer(make_token("uid-other-9", secret_email, jti="4")))
+    assert link_refusals("linked_to_other") == refused + 1
+    upstream.respond(502, {"success": False})
     for index in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX + 1):  # trips, then fails fast
         client.get("/api/default/", **bearer(make_token(secret_id, secret_email, jti=str(index))))
     assert failures("circuit_open") >= 1
@@ -70,7 +76,15 @@ def test_no_token_email_or_user_id_in_labels_or_logs(client, upstream, settings,
         f"{record.getMessage()} {record.exc_text or ''}" for record in caplog.records
     )
     exposition = client.get("/metrics/").content.decode()
-    for secret in (token, rejected, token[40:80], secret_id, secret_email, "private.person"):
+    for secret in (
+        token,
+        rejected,
+        token[40:80],
+        secret_id,
+        "uid-other-9",
+        secret_email,
+        "private.person",
+    ):
         assert secret not in logged
         assert secret not in exposition
     assert "rozitech_remote_auth" in {record.name for record in caplog.records}

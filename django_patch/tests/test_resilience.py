@@ -79,12 +79,18 @@ def test_upstream_429_becomes_503_with_upstream_retry_after(client, upstream):
     assert upstream.calls == 2
 
 
-def test_upstream_429_never_trips_the_breaker(client, upstream, settings):
+def test_upstream_429_counts_as_a_breaker_failure(client, upstream, settings):
+    """A 429 says the app as a whole is over its budget: FAIL_MAX of them open the circuit."""
     upstream.respond(429, {"success": False}, {"Retry-After": "30"})
-    for _ in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX + 2):
-        client.get("/api/default/", **bearer(make_token("u-1", "a@example.com")))
-    assert get_client().breaker.current_state == "closed"
-    assert upstream.calls == settings.AUTH_SERVICE_BREAKER_FAIL_MAX + 2
+    fail_max = settings.AUTH_SERVICE_BREAKER_FAIL_MAX
+    answers = [
+        client.get("/api/default/", **bearer(make_token("u-1", "a@example.com", jti=str(i))))
+        for i in range(fail_max + 2)
+    ]
+    assert [a.status_code for a in answers] == [503] * (fail_max + 2)
+    assert [a["Retry-After"] for a in answers[:fail_max]] == ["30"] * fail_max
+    assert get_client().breaker.current_state == "open"
+    assert upstream.calls == fail_max, "no upstream call once the circuit is open"
 
 
 @pytest.mark.parametrize("phase", ["body", "head"])

@@ -262,24 +262,33 @@ def test_auth_server_slow(sandbox: Sandbox) -> None:
 
 
 def test_auth_server_429_storm(sandbox: Sandbox) -> None:
-    """Every /api/auth/me answered 429 with Retry-After: 37: users get 503 + that Retry-After, never 401."""
+    """Every /api/auth/me answered 429 with Retry-After: 37: users get 503 + that Retry-After, never 401.
+
+    A 429 says the app as a whole is over its budget, so it counts for the (shared) circuit breaker:
+    after FAIL_MAX (5) of them the circuit opens and the rest fail fast without spending more budget.
+    """
     tokens = sandbox.mint(10)
     sandbox.set_faults(status=429, retryAfter=37, paths=["/api/auth/me"])
     try:
-        for i, token in enumerate(tokens):
-            answer = sandbox.me(APPS[i % len(APPS)], token)
+        calls = sandbox.me_calls()
+        answers = [sandbox.me(APPS[i % len(APPS)], token) for i, token in enumerate(tokens)]
+        for answer in answers:
             assert answer.status != 401
-            assert_503_with_retry_after(answer, retry_after="37")
+            assert_503_with_retry_after(answer)
+        assert [a.headers["Retry-After"] for a in answers[:5]] == ["37"] * 5
+        assert all(int(a.headers["Retry-After"]) <= BREAKER_RESET for a in answers[5:])
+        assert calls + 5 <= sandbox.me_calls() <= calls + 6, "no upstream call once the circuit is open"
         for app in APPS:
             assert sandbox.app_metric(app, FAILURES, reason="rate_limited") >= 1
-        assert sandbox.me(APPS[0], sandbox.mint()[0]).headers.get("Retry-After") == "37"  # still no circuit
         # Monitoring: the probe backs off on 429, the budget reads 0 left, the app counts rate_limited failures.
         wait_alert(sandbox, "AuthRateLimitBudgetLow", ("pending", "firing"))
         wait_alert(sandbox, "AuthProbeRateLimited", ("pending", "firing"))
         wait_alert(sandbox, "AuthAppRateLimited", ("pending", "firing"), timeout=30)
     finally:
         sandbox.clear()
-    for app in APPS:  # no breaker to wait for: the next call goes through
+    token = sandbox.mint()[0]  # the trial call after the breaker's reset timeout closes it
+    wait_for("an uncached token to verify again", lambda: sandbox.me(APPS[0], token).status == 200, BREAKER_RESET + 20)
+    for app in APPS:
         assert sandbox.me(app, sandbox.mint()[0]).status == 200
 
 

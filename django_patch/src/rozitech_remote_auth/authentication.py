@@ -15,7 +15,8 @@ and raises
 
 * ``AuthenticationFailed`` (401, ``WWW-Authenticate: Bearer realm="api"``) for malformed Bearer
   credentials (no upstream call), an upstream 401, or an inactive local user;
-* ``PermissionDenied`` (403) for an upstream 403 (e.g. unverified account);
+* ``PermissionDenied`` (403) for an upstream 403 (e.g. unverified account), and when no local
+  user may be given to the identity (:class:`~.users.LinkRefused`: the code names the reason);
 * :class:`~.exceptions.AuthServiceUnavailable` (503 + ``Retry-After``) for outage, timeout,
   5xx, open circuit and upstream 429 (with the upstream's ``Retry-After``).
 """
@@ -33,7 +34,7 @@ from .conf import get_settings
 from .exceptions import AuthServiceUnavailable
 from .identity import RemoteAuth
 from .tokens import is_owned, unverified_claims
-from .users import get_cached_user
+from .users import LinkRefused, get_cached_user
 from .verify import Refused, resolve
 
 __all__ = ["RemoteJWTAuthentication"]
@@ -73,7 +74,10 @@ class RemoteJWTAuthentication(BaseAuthentication):
         outcome, owns_user = resolve(token, claims)
         if isinstance(outcome, Refused):
             raise _exception_for(outcome)
-        user = outcome.user if owns_user else get_cached_user(outcome.user_pk, outcome.identity)
+        try:
+            user = outcome.user if owns_user else get_cached_user(outcome.user_pk, outcome.identity)
+        except LinkRefused as refusal:  # the link changed since the identity was cached
+            raise PermissionDenied(str(refusal), code=refusal.reason) from None
         if not getattr(user, "is_active", True):
             raise AuthenticationFailed("User is inactive.", code="user_inactive")
         return user, RemoteAuth(identity=outcome.identity, payload=claims or {})
@@ -88,5 +92,8 @@ def _exception_for(outcome: Refused) -> Exception:
         )
     if outcome.reason == metrics.FORBIDDEN:
         return PermissionDenied("The account is not allowed to use this service.")
+    if outcome.reason == metrics.REFUSED and outcome.link_refusal:
+        refusal = LinkRefused(outcome.link_refusal)
+        return PermissionDenied(str(refusal), code=refusal.reason)
     retry_after = outcome.retry_after or get_settings().retry_after
     return AuthServiceUnavailable(retry_after)

@@ -1,7 +1,8 @@
 """Circuit breaker towards the auth server (pybreaker) (DESIGN §4.3).
 
-Only transport failures count: refused/reset connections, timeouts, 5xx, answers outside the
-contract.  4xx answers (401, 403, 429, ...) are answers, not failures: they never trip it.
+What counts is decided by :meth:`.client.AuthClient.fetch_me`: transport failures (refused/reset
+connections, timeouts), 5xx and 429 count; answers about one identity (401, 403, a malformed 200
+identity) never do, so one user's bad record cannot open the circuit for everyone.
 After ``AUTH_SERVICE_BREAKER_FAIL_MAX`` consecutive failures the circuit opens and calls fail
 at once (:class:`pybreaker.CircuitBreakerError`) for ``AUTH_SERVICE_BREAKER_RESET_TIMEOUT``
 seconds; then one trial call is let through (half-open) and closes or re-opens it.

@@ -13,7 +13,11 @@ Ids are ``rozitech_remote_auth.<code>``:
 * ``W001`` (``--deploy``): ``AUTH_SERVICE_URL`` is ``http://`` (tokens in clear text);
 * ``W002`` (``--deploy``): the identity cache is ``DummyCache`` (every request goes upstream);
 * ``W003``: the class is in no default list and the simplejwt bridge is off (patch inert);
-* ``W004``: ``AUTH_SERVICE_URL`` ends in ``/api`` (the client appends ``/api/auth/me`` itself).
+* ``W004``: ``AUTH_SERVICE_URL`` ends in ``/api`` (the client appends ``/api/auth/me`` itself);
+* ``W005``: ``AUTH_SERVICE_LINK_PRIVILEGED`` is on (a staff/superuser account may be linked to an
+  auth-server user by e-mail at its first login);
+* ``W006``: ``AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL`` is off while linking by e-mail is on
+  (whoever registers an existing user's address at the auth server gets that account).
 """
 
 from __future__ import annotations
@@ -142,9 +146,35 @@ def _url_path(cfg: RemoteAuthSettings) -> list[CheckMessage]:
     ]
 
 
+def _linking_policy(cfg: RemoteAuthSettings) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if cfg.link_by_email and cfg.link_privileged:
+        messages.append(
+            Warning(
+                "AUTH_SERVICE_LINK_PRIVILEGED is on: a staff or superuser account is linked to the "
+                "auth-server user with its e-mail at that user's first login.",
+                hint="Leave it off and link administrators by hand: manage.py remote_auth_links "
+                "link <remote id> <username>.",
+                id=_ID + "W005",
+            )
+        )
+    if cfg.link_by_email and not cfg.link_require_verified_email:
+        messages.append(
+            Warning(
+                "AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL is off: whoever registers an existing "
+                "local user's e-mail at the auth server is given that local account.",
+                hint="Turn it on (the default), or turn AUTH_SERVICE_LINK_BY_EMAIL off and link "
+                "by hand.",
+                id=_ID + "W006",
+            )
+        )
+    return messages
+
+
 @register(Tags.security, "rozitech_remote_auth")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Errors for unusable settings (E001-E006), an inert patch (W003), a doubled /api (W004)."""
+    """Errors for unusable settings (E001-E006), an inert patch (W003), a doubled /api (W004),
+    a loosened linking policy (W005, W006)."""
     cfg, messages = _load()
     if cfg is None:
         return messages
@@ -155,6 +185,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         *_ca_bundle(cfg),
         *_auth_class_used(cfg),
         *_url_path(cfg),
+        *_linking_policy(cfg),
     ]
 
 

@@ -7,7 +7,9 @@
 * connect timeout ``AUTH_SERVICE_CONNECT_TIMEOUT``, read timeout ``AUTH_SERVICE_TIMEOUT`` and a hard
   total deadline ``AUTH_SERVICE_TOTAL_TIMEOUT`` covering the retry (:mod:`.transport`);
 * at most one retry, and only when the TCP connection could not be established;
-* a circuit breaker (:mod:`.breaker`) counting transport failures, never 4xx answers;
+* a circuit breaker (:mod:`.breaker`) counting what says the auth server is in trouble: transport
+  failures, timeouts, 5xx and 429 (:data:`BREAKER_COUNTED_STATUSES`); never answers about one
+  identity (401, 403, a 200 whose identity is malformed: :class:`IdentityAnswerInvalid`);
 * redirects are not followed (a redirect is a misconfiguration, reported as unavailable);
 * bodies larger than :data:`MAX_BODY_BYTES` are refused.
 
@@ -38,8 +40,10 @@ from .retry_after import parse_retry_after
 from .transport import DeadlineAdapter, deadline
 
 __all__ = [
+    "BREAKER_COUNTED_STATUSES",
     "MAX_BODY_BYTES",
     "AuthClient",
+    "IdentityAnswerInvalid",
     "UpstreamAnswer",
     "UpstreamFailure",
     "current_client",
@@ -78,6 +82,24 @@ class UpstreamFailure(Exception):
         self.reason = reason
         self.detail = detail
         self.retry_after = retry_after
+
+
+class IdentityAnswerInvalid(UpstreamFailure):
+    """A 200 whose body is not a usable identity: about one identity, so never a breaker
+    failure (one user's bad record must not open the circuit for everyone).  Still a 503
+    (``unavailable``)."""
+
+
+#: Answers that count as breaker failures although they are HTTP answers (the server is in trouble).
+BREAKER_COUNTED_STATUSES = frozenset({429})
+
+
+class _CountedAnswer(Exception):
+    """Carries an answer out of the breaker's block so that it counts as a failure."""
+
+    def __init__(self, answer: UpstreamAnswer) -> None:
+        super().__init__(f"HTTP {answer.status}")
+        self.answer = answer
 
 
 class _ConnectFailed(UpstreamFailure):
@@ -140,6 +162,8 @@ class AuthClient:
         self.breaker: pybreaker.CircuitBreaker = build_breaker(
             cfg.breaker_fail_max, cfg.breaker_reset_timeout, storage
         )
+        # A malformed identity proves the server answers: a success for the breaker, not a failure.
+        self.breaker.add_excluded_exception(IdentityAnswerInvalid)
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -149,10 +173,17 @@ class AuthClient:
         """``GET /api/auth/me`` for ``token`` under the breaker, retry policy and deadline.
 
         Raises :class:`UpstreamFailure` (transport failure, 5xx, answer outside the contract,
-        deadline) or :data:`~.breaker.CircuitOpen` (failed fast, no request made).
+        deadline; :class:`IdentityAnswerInvalid` for a malformed 200) or
+        :data:`~.breaker.CircuitOpen` (failed fast, no request made).
         """
-        with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
-            return self._fetch_with_retry(token)
+        try:
+            with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
+                answer = self._fetch_with_retry(token)
+                if answer.status in BREAKER_COUNTED_STATUSES:
+                    raise _CountedAnswer(answer)
+                return answer
+        except _CountedAnswer as counted:
+            return counted.answer
 
     def _fetch_with_retry(self, token: str) -> UpstreamAnswer:
         deadline_at = time.monotonic() + self.cfg.total_timeout
@@ -219,10 +250,10 @@ class AuthClient:
         if status == 200:
             try:
                 identity = parse_me_response(json.loads(body))
-            except (ValueError, MalformedIdentity) as exc:
+            except (ValueError, RecursionError, MalformedIdentity) as exc:
                 # MalformedIdentity messages name the missing part, never a value.
                 detail = str(exc) if isinstance(exc, MalformedIdentity) else "body is not JSON"
-                raise UpstreamFailure(
+                raise IdentityAnswerInvalid(
                     metrics.UNAVAILABLE, f"200 outside the contract: {detail}"
                 ) from None
             return UpstreamAnswer(200, identity=identity)

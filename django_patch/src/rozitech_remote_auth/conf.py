@@ -26,7 +26,16 @@ key                                   default    meaning
 ``AUTH_SERVICE_BREAKER_RESET_TIMEOUT`` 30        s the circuit stays open before a trial call
 ``AUTH_SERVICE_BRIDGE_SIMPLEJWT``     true       bridge views pinned to simplejwt
 ``AUTH_SERVICE_ISSUER``               (empty)    expected ``iss``; tokens of others not ours
+``AUTH_SERVICE_LINK_BY_EMAIL``        true       first login may link an existing local user
+                                                 with the same e-mail (else: refused, linked by
+                                                 ``manage.py remote_auth_links link``)
+``AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL`` true  that first linking needs ``emailVerified: true``
+``AUTH_SERVICE_LINK_PRIVILEGED``      false      that first linking may take a staff/superuser
 ====================================  =========  ================================================
+
+Identity linking (:mod:`.users`): a local user is bound to the auth server's stable user id by
+:class:`~.models.IdentityLink`; the three ``AUTH_SERVICE_LINK_*`` keys only govern the *first*
+linking of a local user that existed before (checks ``W005``/``W006`` warn when loosened).
 
 With ``AUTH_SERVICE_CACHE_URL`` set, the settings overlay adds the alias
 :data:`SHARED_CACHE_ALIAS` to ``CACHES`` (Django's built-in ``RedisCache``, needs the ``redis``
@@ -94,6 +103,10 @@ class RemoteAuthSettings:
     breaker_reset_timeout: float = 30.0
     bridge_simplejwt: bool = True
     issuer: str | None = None
+    # -- identity linking (users.py): first linking of an existing local user --
+    link_by_email: bool = True
+    link_require_verified_email: bool = True
+    link_privileged: bool = False
 
     @property
     def me_url(self) -> str:
@@ -256,6 +269,10 @@ _SPEC: tuple[tuple[str, str, _Parser], ...] = (
     ("AUTH_SERVICE_BREAKER_RESET_TIMEOUT", "breaker_reset_timeout", _positive_float),
     ("AUTH_SERVICE_BRIDGE_SIMPLEJWT", "bridge_simplejwt", _parse_bool),
     ("AUTH_SERVICE_ISSUER", "issuer", _optional_str),
+    # -- identity linking --
+    ("AUTH_SERVICE_LINK_BY_EMAIL", "link_by_email", _parse_bool),
+    ("AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL", "link_require_verified_email", _parse_bool),
+    ("AUTH_SERVICE_LINK_PRIVILEGED", "link_privileged", _parse_bool),
 )
 
 #: Every key this package reads, in documentation order.

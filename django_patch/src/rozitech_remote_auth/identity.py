@@ -17,13 +17,18 @@ Both are accepted.  Anything else is a contract violation (:class:`MalformedIden
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["MalformedIdentity", "RemoteAuth", "RemoteIdentity", "parse_me_response"]
 
-_MAX_FIELD = 320  # longest e-mail address allowed by RFC 5321 + margin for names
+_MAX_FIELD = 320  # longest e-mail address allowed by RFC 5321 + margin; names are cut to it
+#: Longest remote user id (the link table's column); longer ids are outside the contract.
+MAX_ID_LENGTH = 255
+_MAX_DEPTH = 32  # organization / licenses objects nested deeper are outside the contract
+_UNSTORABLE = frozenset({"Cc", "Cs"})  # control characters (NUL: PostgreSQL refuses it), surrogates
 
 
 class MalformedIdentity(ValueError):
@@ -127,7 +132,12 @@ class RemoteAuth:
         return "RemoteAuth(<remote identity>)"
 
 
-def _text(user: Mapping[str, Any], key: str, *, required: bool) -> str:
+def _printable(text: str) -> str:
+    """``text`` without control characters (NUL included) and lone surrogates (unstorable)."""
+    return "".join(ch for ch in text if unicodedata.category(ch) not in _UNSTORABLE)
+
+
+def _text(user: Mapping[str, Any], key: str, *, required: bool, limit: int = _MAX_FIELD) -> str:
     value = user.get(key)
     if value is None:
         if required:
@@ -135,12 +145,34 @@ def _text(user: Mapping[str, Any], key: str, *, required: bool) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise MalformedIdentity(f"user.{key} has type {type(value).__name__}")
-    text = str(value).strip()
-    if len(text) > _MAX_FIELD:
+    try:
+        text = str(value).strip()
+    except ValueError:  # an int past Python's digit limit
+        raise MalformedIdentity(f"user.{key} too long") from None
+    if not required:  # names are attributes: cleaned and cut, never a reason to refuse
+        return _printable(text)[:limit].strip()
+    if len(text) > limit:
         raise MalformedIdentity(f"user.{key} too long")
-    if required and not text:
+    if _printable(text) != text:
+        raise MalformedIdentity(f"user.{key} has control characters")
+    if not text:
         raise MalformedIdentity(f"user.{key} empty")
     return text
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > _MAX_DEPTH:
+            break
+        children = (
+            item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _mapping_or_none(value: Any, where: str) -> Mapping[str, Any] | None:
@@ -148,6 +180,8 @@ def _mapping_or_none(value: Any, where: str) -> Mapping[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise MalformedIdentity(f"{where} is not an object")
+    if _depth(value) > _MAX_DEPTH:
+        raise MalformedIdentity(f"{where} nested deeper than {_MAX_DEPTH} levels")
     return value
 
 
@@ -155,7 +189,10 @@ def parse_me_response(body: Any) -> RemoteIdentity:
     """Parse the decoded JSON body of a 200 ``/api/auth/me`` answer (either form, see module doc).
 
     Raises :class:`MalformedIdentity` when the body is not an object, ``success`` is false, the
-    user object is missing, or ``id``/``email`` are missing or not strings/numbers.
+    user object is missing, ``id``/``email`` are missing, not strings/numbers, too long (e-mail
+    320, id :data:`MAX_ID_LENGTH` characters) or hold control characters, the e-mail has no
+    ``local@domain`` form, or ``organization``/``licenses`` are not objects or nest deeper than
+    32 levels.  Names are attributes: control characters removed, cut to 320 characters.
     """
     if not isinstance(body, Mapping):
         raise MalformedIdentity("body is not a JSON object")
@@ -167,14 +204,15 @@ def parse_me_response(body: Any) -> RemoteIdentity:
     if not isinstance(user, Mapping):
         raise MalformedIdentity("user object missing")
     email = _text(user, "email", required=True)
-    if "@" not in email:
+    local, _, domain = email.rpartition("@")
+    if not local or not domain or any(ch.isspace() for ch in email):
         raise MalformedIdentity("user.email is not an e-mail address")
     organization = _mapping_or_none(
         container.get("organization") or user.get("organization"), "organization"
     )
     verified = user.get("emailVerified")
     return RemoteIdentity(
-        id=_text(user, "id", required=True),
+        id=_text(user, "id", required=True, limit=MAX_ID_LENGTH),
         email=email,
         first_name=_text(user, "firstName", required=False),
         last_name=_text(user, "lastName", required=False),

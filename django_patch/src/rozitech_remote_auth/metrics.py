@@ -13,13 +13,18 @@ e-mail address or a user id.
 * ``rozitech_remote_auth_cache_requests_total`` (counter): identity-cache lookups;
 * ``rozitech_remote_auth_cache_hits_total`` (counter): lookups answered from the cache
   (verified identities and remembered upstream 401s);
+* ``rozitech_remote_auth_link_refusals_total{reason}`` (counter): remote identities refused a
+  local user (:data:`LINK_REFUSAL_REASONS`: ``email_unverified``, ``privileged_account``,
+  ``linked_to_other``, ``ambiguous_email``, ``linking_disabled``, ``unrepresentable``); each is
+  also a verification failure with reason ``refused``;
 * ``rozitech_remote_auth_circuit_state`` (gauge): 0 closed, 1 open, 2 half-open; in
   multiprocess mode the maximum over live workers (``livemax``).
 
 ``reason`` values: ``invalid`` (upstream 401), ``forbidden`` (upstream 403), ``rate_limited``
 (upstream 429), ``unavailable`` (refused/reset connection, 5xx, unexpected answer),
 ``timeout`` (connect/read timeout or total deadline), ``circuit_open`` (failed fast),
-``malformed`` (Bearer credentials break RFC 6750 §2.1; no upstream call).
+``malformed`` (Bearer credentials break RFC 6750 §2.1; no upstream call), ``refused`` (the
+auth server vouched for the token but no local user may be given to it: 403).
 A *verification* is one attempt to establish an identity that the cache could not answer
 (requests coalesced by single-flight count once), plus each malformed Bearer header.
 """
@@ -36,10 +41,13 @@ __all__ = [
     "CIRCUIT_STATE",
     "CIRCUIT_STATE_VALUES",
     "FAILURE_REASONS",
+    "LINK_REFUSALS",
+    "LINK_REFUSAL_REASONS",
     "VERIFY_DURATION",
     "VERIFY_FAILURES",
     "VERIFY_REQUESTS",
     "record_failure",
+    "record_link_refusal",
     "record_success",
     "set_circuit_state",
 ]
@@ -51,6 +59,7 @@ UNAVAILABLE: Final = "unavailable"
 TIMEOUT: Final = "timeout"
 CIRCUIT_OPEN: Final = "circuit_open"
 MALFORMED: Final = "malformed"
+REFUSED: Final = "refused"
 
 FAILURE_REASONS: Final = (
     INVALID,
@@ -60,6 +69,17 @@ FAILURE_REASONS: Final = (
     TIMEOUT,
     CIRCUIT_OPEN,
     MALFORMED,
+    REFUSED,
+)
+
+#: Why a remote identity was refused a local user (``rozitech_remote_auth_link_refusals_total``).
+LINK_REFUSAL_REASONS: Final = (
+    "email_unverified",  # first linking of an existing local user needs emailVerified: true
+    "privileged_account",  # the local user is staff/superuser (AUTH_SERVICE_LINK_PRIVILEGED off)
+    "linked_to_other",  # the e-mail's local user is linked to another remote id
+    "ambiguous_email",  # several local users have the e-mail (case-insensitively)
+    "linking_disabled",  # a local user has the e-mail and AUTH_SERVICE_LINK_BY_EMAIL is off
+    "unrepresentable",  # the user model cannot hold the identity (e.g. e-mail too long for it)
 )
 
 #: pybreaker state name -> gauge value.
@@ -88,6 +108,11 @@ CACHE_HITS = Counter(
     "rozitech_remote_auth_cache_hits",
     "Identity cache lookups answered from the cache (verified identities and remembered 401s).",
 )
+LINK_REFUSALS = Counter(
+    "rozitech_remote_auth_link_refusals",
+    "Remote identities refused a local user, by reason (see the linking policy).",
+    ["reason"],
+)
 CIRCUIT_STATE = Gauge(
     "rozitech_remote_auth_circuit_state",
     "Circuit breaker state towards the auth server: 0 closed, 1 open, 2 half-open.",
@@ -100,6 +125,15 @@ for _result in ("success", "failure"):
     VERIFY_REQUESTS.labels(result=_result)
 for _reason in FAILURE_REASONS:
     VERIFY_FAILURES.labels(reason=_reason)
+for _reason in LINK_REFUSAL_REASONS:
+    LINK_REFUSALS.labels(reason=_reason)
+
+
+def record_link_refusal(reason: str) -> None:
+    """Count one refused link; ``reason`` must be one of :data:`LINK_REFUSAL_REASONS`."""
+    if reason not in LINK_REFUSAL_REASONS:
+        raise ValueError(f"unknown link refusal reason {reason!r}")
+    LINK_REFUSALS.labels(reason=reason).inc()
 
 
 def record_success(duration: float) -> None:

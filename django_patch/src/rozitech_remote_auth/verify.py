@@ -8,7 +8,8 @@
    or a remembered upstream 401;
 2. on a miss, one call per token per process (:class:`~.singleflight.SingleFlight`) to
    ``GET /api/auth/me`` (:mod:`.client`);
-3. 200: sync the local user, cache ``{identity, user_pk}`` for
+3. 200: sync the local user (:mod:`.users`; a refused link is a 403, not cached), cache
+   ``{identity, user_pk}`` for
    ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
    401: cache the rejection for ``min(AUTH_SERVICE_NEGATIVE_CACHE_TTL, exp - now)`` seconds;
    403, 429, 5xx, timeouts, open circuit: nothing cached; an open circuit's ``Retry-After`` is the
@@ -35,7 +36,7 @@ from .conf import RemoteAuthSettings, get_settings
 from .identity import RemoteIdentity
 from .singleflight import FlightTimeout, SingleFlight
 from .tokens import cache_key, expired, negative_ttl, positive_ttl
-from .users import sync_user
+from .users import LinkRefused, sync_user
 
 __all__ = ["Outcome", "Refused", "Verified", "resolve"]
 
@@ -56,12 +57,14 @@ class Verified:
 class Refused:
     """The token was not accepted; ``reason`` is one of :data:`.metrics.FAILURE_REASONS`.
 
-    ``retry_after`` (seconds) is set for the reasons that map to 503.
+    ``retry_after`` (seconds) is set for the reasons that map to 503; ``link_refusal`` (one of
+    :data:`.metrics.LINK_REFUSAL_REASONS`) for reason ``refused`` (403).
     """
 
     reason: str
     retry_after: int | None = None
     cached: bool = False
+    link_refusal: str | None = None
 
 
 Outcome = Union[Verified, Refused]
@@ -139,7 +142,10 @@ def _from_answer(
     answer: UpstreamAnswer, claims: Mapping[str, Any] | None, key: str, cfg: RemoteAuthSettings
 ) -> Outcome:
     if answer.status == 200 and answer.identity is not None:
-        user = sync_user(answer.identity)
+        try:
+            user = sync_user(answer.identity)
+        except LinkRefused as refusal:  # counted and recorded by users.py
+            return Refused(metrics.REFUSED, link_refusal=refusal.reason)
         ttl = positive_ttl(claims, cfg.cache_ttl, cfg.token_leeway)
         cache_set(
             cfg.cache_alias,

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import email.utils
+import json
+import socket
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
-from rozitech_auth_exporter.ratelimit import RateLimit, parse_rate_limit, parse_retry_after
+from rozitech_auth_exporter.ratelimit import (
+    RETRY_AFTER_MAX,
+    RETRY_AFTER_MIN,
+    RateLimit,
+    parse_rate_limit,
+    parse_retry_after,
+)
 
-from .conftest import DEMO, start_standin
+from .conftest import DEMO, REPO, make_exporter, start_standin
 
 NOW = 1_800_000_000.0
 
@@ -67,12 +77,12 @@ def test_standard_fields_win_over_legacy_and_fill_gaps() -> None:
 def test_missing_reset_is_none_and_zero_reset_uses_retry_after() -> None:
     assert parse_rate_limit({"RateLimit-Limit": "150", "RateLimit-Remaining": "3"}, NOW).reset_after is None
     zero = {"RateLimit-Limit": "150", "RateLimit-Remaining": "0", "RateLimit-Reset": "0", "Retry-After": "30"}
-    assert parse_rate_limit(zero, NOW, 429) == RateLimit(150, 0, 30, "draft-6")
+    assert parse_rate_limit(zero, NOW, 429) == RateLimit(150, 0, 30, "draft-6", retry_after=30)
     assert parse_rate_limit({"RateLimit-Remaining": "0", "RateLimit-Reset": "0"}, NOW).reset_after == 0
 
 
 def test_retry_after_alone_on_a_429() -> None:
-    assert parse_rate_limit({"Retry-After": "120"}, NOW, 429) == RateLimit(None, 0, 120, "retry-after")
+    assert parse_rate_limit({"Retry-After": "120"}, NOW, 429) == RateLimit(None, 0, 120, "retry-after", 120)
     date = email.utils.formatdate(NOW + 75, usegmt=True)
     assert parse_retry_after(date, NOW) == pytest.approx(75)
     assert parse_retry_after("soon", NOW) is None
@@ -122,3 +132,61 @@ def test_real_legacy_headers_from_the_standin() -> None:
         assert parsed is not None and parsed.source == "legacy"
         assert (parsed.limit, parsed.remaining) == (3, 2)
         assert 0 < parsed.reset_after <= 901
+
+
+# One Retry-After behaviour for the exporter and the Django patch: the shared case table ----------------------
+RETRY_AFTER_TABLE = json.loads((REPO / "tests" / "shared" / "retry_after_cases.json").read_text())
+
+
+@pytest.fixture(params=RETRY_AFTER_TABLE["zones"])
+def local_zone(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The process's local time zone set to each zone of the table (TZ + tzset, as Django's TIME_ZONE does)."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("case", RETRY_AFTER_TABLE["cases"], ids=lambda case: case["name"])
+def test_retry_after_shared_table(case: dict[str, Any], local_zone: str) -> None:
+    assert parse_retry_after(case["value"], RETRY_AFTER_TABLE["now"]) == case["seconds"]
+    assert (RETRY_AFTER_MIN, RETRY_AFTER_MAX) == (RETRY_AFTER_TABLE["min"], RETRY_AFTER_TABLE["max"])
+
+
+def test_retry_after_wins_over_the_ratelimit_reset() -> None:
+    """ietf-wg-httpapi/ratelimit-headers#160: reset=30 and Retry-After: 120 on a 429 means 120."""
+    headers = {"RateLimit": "limit=150, remaining=0, reset=30", "Retry-After": "120"}
+    parsed = parse_rate_limit(headers, NOW, 429)
+    assert parsed == RateLimit(150, 0, 30, "draft-7", retry_after=120)
+    assert parsed.backoff_seconds() == 120
+    assert parse_rate_limit({"RateLimit": "limit=150, remaining=0, reset=30"}, NOW, 429).backoff_seconds() == 30
+
+
+def _answer_429(conn: socket.socket) -> None:
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        data += chunk
+    body = b'{"success":false,"code":"RATE_LIMITED"}'
+    conn.sendall(
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        b"RateLimit: limit=150, remaining=0, reset=30\r\nRetry-After: 120\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+
+
+def test_exporter_backs_off_for_retry_after_not_the_reset(tiny_server) -> None:
+    server = tiny_server(_answer_429)
+    exporter = make_exporter(server.url, interval=30.0)
+    exporter.cycle()
+    assert exporter.value("rozitech_auth_probe_responses_total", endpoint="health", code="429") == 1
+    assert 115 < exporter.value("rozitech_auth_probe_backoff_seconds", probe="health") <= 120
+    assert 29 < exporter.value("rozitech_auth_probe_ratelimit_reset_seconds") <= 30, "the window's reset is still shown"
+    connections = server.connections
+    exporter.cycle()
+    assert server.connections == connections, "no request while backing off"

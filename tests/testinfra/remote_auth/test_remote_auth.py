@@ -135,6 +135,25 @@ def test_metrics_count_verifications_without_user_data(http, host):
     assert any(name.endswith(".db") for name in files), "multiprocess mode is on"
 
 
+def test_identity_link_tables_migrated_and_the_probe_user_linked(host):
+    """The role ran the patch's migration; the health gate's probe login linked its user by remote id."""
+    env = (
+        "DJANGO_SETTINGS_MODULE=rozitech_remote_auth.settings_overlay "
+        "REMOTE_AUTH_BASE_SETTINGS_MODULE=config.settings.quickstart "
+        f"REMOTE_AUTH_ENV_FILE={APP_ROOT}/.env"
+    )
+    out = host.run(
+        f"cd {APP_ROOT} && runuser -u rozitech -- env {env} "
+        f"{APP_ROOT}/venv/bin/python manage.py remote_auth_links report --json"
+    )
+    assert out.rc == 0, out.stderr
+    lines = out.stdout.splitlines()  # the app's logging may print to stdout before the JSON
+    report = json.loads("\n".join(lines[lines.index("{") :]))
+    assert report["migrated"] is True
+    assert report["linked"] >= 1
+    assert report["conflicts"]["count"] == 0
+
+
 def test_socket_unit_holds_the_apps_socket(host):
     unit = host.file(SOCKET_UNIT)
     assert unit.mode == 0o644 and unit.user == "root"

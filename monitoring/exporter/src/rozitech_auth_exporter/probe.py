@@ -22,8 +22,9 @@ Redirects are followed like blackbox_exporter's ``http_2xx`` module (``follow_re
 ``Authorization`` header is dropped when the host changes): the final status counts, the hop count is
 exported, and a redirect from https to http is refused (reason ``redirect_downgrade``).
 
-A 429 stops the probe at once and backs it off until the announced reset (``RateLimit`` reset /
-``X-RateLimit-Reset`` / ``Retry-After``; one interval when none is given): while backing off the probe is
+A 429 stops the probe at once and backs it off for the server's ``Retry-After`` when it sends one (it takes
+precedence over the window's reset), else until the announced reset (``RateLimit`` reset /
+``X-RateLimit-Reset``; one interval when none is given): while backing off the probe is
 skipped and reported as failed. Both response shapes of the auth server are accepted: ``{"success": true,
 "data": {...}}`` and the bare ``{...}``. Tokens and the password are never logged.
 """
@@ -181,7 +182,8 @@ class Prober:
                 if limit is not None:
                     self.state.record_rate_limit(limit, now)
                 if status == 429:
-                    wait = limit.reset_after if limit is not None and limit.reset_after else self.config.interval
+                    # Retry-After (what the server asks for) takes precedence over the window's reset.
+                    wait = (limit.backoff_seconds() if limit is not None else None) or self.config.interval
                     until = now + min(max(wait, 1.0), MAX_BACKOFF_SECONDS)
                     probe = "health" if endpoint == "health" else "verify"
                     self.state.set_backoff(probe, until)

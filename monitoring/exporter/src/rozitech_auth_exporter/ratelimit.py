@@ -11,7 +11,9 @@ Header families understood (all case-insensitive), in order of preference:
 * legacy ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset``: the reset there is a Unix
   time in seconds (values above 1e12 are taken as milliseconds); values below 1e9 are taken as seconds from
   now, as some servers send that;
-* ``Retry-After`` (RFC 9110 §10.2.3: delay-seconds or an HTTP-date): fills a missing or zero reset.
+* ``Retry-After`` (RFC 9110 §10.2.3: delay-seconds or an HTTP-date in any of the three forms, read as UTC):
+  fills a missing or zero reset, and is kept apart as ``retry_after``: on a 429 or 503 it is what the server asks
+  for and takes precedence over any reset (ietf-wg-httpapi/ratelimit-headers#160).
 
 Missing fields are filled from the next family that has them. ``reset_after`` is ``None`` when no header
 gives it. A 429 without any remaining count means ``remaining = 0``.
@@ -24,9 +26,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 _EPOCH_MIN = 1e9  # below this, an X-RateLimit-Reset is a delay in seconds, not a Unix time
 _EPOCH_MS_MIN = 1e12  # above this, it is a Unix time in milliseconds
+#: Bounds of a ``Retry-After`` in seconds (the same as the Django patch's).
+RETRY_AFTER_MIN = 1
+RETRY_AFTER_MAX = 3600
 
 
 @dataclass(frozen=True)
@@ -35,13 +41,21 @@ class RateLimit:
 
     ``limit``: requests per window; ``remaining``: requests left in it; ``reset_after``: seconds from the
     response until the window resets (``None`` when unknown); ``source``: the header family that gave
-    ``remaining`` (``draft-8``, ``draft-7``, ``draft-6``, ``legacy``, ``retry-after``, or ``status`` for a bare 429).
+    ``remaining`` (``draft-8``, ``draft-7``, ``draft-6``, ``legacy``, ``retry-after``, or ``status`` for a bare 429);
+    ``retry_after``: the ``Retry-After`` header in seconds (:func:`parse_retry_after`), ``None`` without one.
     """
 
     limit: float | None
     remaining: float | None
     reset_after: float | None
     source: str
+    retry_after: float | None = None
+
+    def backoff_seconds(self) -> float | None:
+        """How long to wait after a 429: ``Retry-After`` when the server sent one, else the reset; ``None``."""
+        if self.retry_after is not None:
+            return self.retry_after
+        return self.reset_after or None
 
 
 def _number(value: str | None) -> float | None:
@@ -56,20 +70,32 @@ def _number(value: str | None) -> float | None:
     return number
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from ``now`` (Unix time): delay-seconds or an HTTP-date; ``None`` if unparseable."""
+def parse_retry_after(value: str | None, now: float) -> int | None:
+    """``Retry-After`` as whole seconds from ``now`` (Unix time), clamped to [RETRY_AFTER_MIN, RETRY_AFTER_MAX].
+
+    delay-seconds (``1*DIGIT``) or an HTTP-date in any RFC 9110 §5.6.7 form (IMF-fixdate, RFC 850, asctime), always
+    read as UTC: an asctime date has no zone and must not be read in the process's local time (urllib3#1896).
+    ``None`` when unparseable. The Django patch's ``retry_after_seconds`` runs against the same case table
+    (tests/shared/retry_after_cases.json).
+    """
     if value is None:
         return None
     value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - now)
+    if re.fullmatch(r"[0-9]+", value):
+        seconds = float(value)
+    else:
+        try:
+            parts = email.utils.parsedate_tz(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if parts is None:
+            return None
+        try:
+            when = datetime(*parts[:6], tzinfo=UTC) - timedelta(seconds=parts[9] or 0)
+        except (ValueError, OverflowError):
+            return None
+        seconds = when.timestamp() - now
+    return int(min(RETRY_AFTER_MAX, max(RETRY_AFTER_MIN, math.ceil(min(seconds, RETRY_AFTER_MAX)))))
 
 
 def _split_list(value: str) -> list[str]:
@@ -178,6 +204,7 @@ def parse_rate_limit(headers: Mapping[str, str], now: float, status: int | None 
     retry_after = parse_retry_after(h.get("retry-after"), now)
     if not families and retry_after is None:
         return RateLimit(limit=None, remaining=0.0, reset_after=None, source="status") if status == 429 else None
+    retry = float(retry_after) if retry_after is not None else None
     limit = remaining = reset = None
     source = "retry-after"
     for name, (f_limit, f_remaining, f_reset) in families:
@@ -187,8 +214,8 @@ def parse_rate_limit(headers: Mapping[str, str], now: float, status: int | None 
         reset = reset if reset is not None else f_reset
     if source == "retry-after" and families:
         source = families[0][0]
-    if (reset is None or reset == 0) and retry_after is not None:
-        reset = retry_after
+    if (reset is None or reset == 0) and retry is not None:
+        reset = retry
     if remaining is None and status == 429:
         remaining = 0.0
-    return RateLimit(limit=limit, remaining=remaining, reset_after=reset, source=source)
+    return RateLimit(limit=limit, remaining=remaining, reset_after=reset, source=source, retry_after=retry)
