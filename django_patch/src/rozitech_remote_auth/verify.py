@@ -11,8 +11,9 @@
 3. 200: sync the local user, cache ``{identity, user_pk}`` for
    ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
    401: cache the rejection for ``min(AUTH_SERVICE_NEGATIVE_CACHE_TTL, exp - now)`` seconds;
-   403, 429, 5xx, timeouts, open circuit: nothing cached; an open circuit's ``Retry-After`` is the
-   time left until its trial call (at least ``AUTH_SERVICE_RETRY_AFTER`` when unknown).
+   403, 429, 5xx, timeouts, open circuit: nothing cached.  While the circuit is open (opened by
+   this very failure too) a 503's ``Retry-After`` is the time left until the breaker's trial call,
+   so recovery never takes longer than announced; otherwise ``AUTH_SERVICE_RETRY_AFTER``.
 
 Metrics: one ``verify_requests_total``/``verify_failures_total`` count and one duration
 observation per leader call (see :mod:`.metrics`).  Logs carry reasons and timings only.
@@ -114,15 +115,16 @@ def _verify(
     try:
         answer = get_client().fetch_me(token)
     except CircuitOpen:
-        # Retry-After: until the trial call (up to the reset timeout), not the generic 5 s.
-        wait = seconds_until_trial(get_client().breaker)
-        retry_after = max(1, math.ceil(wait)) if wait else cfg.retry_after
-        outcome: Outcome = Refused(metrics.CIRCUIT_OPEN, retry_after=retry_after)
+        outcome: Outcome = Refused(
+            metrics.CIRCUIT_OPEN, retry_after=_retry_after(cfg, upstream=None)
+        )
     except UpstreamFailure as failure:
         logger.warning(
             "auth server verification failed: reason=%s detail=%s", failure.reason, failure.detail
         )
-        outcome = Refused(failure.reason, retry_after=failure.retry_after or cfg.retry_after)
+        outcome = Refused(
+            failure.reason, retry_after=_retry_after(cfg, upstream=failure.retry_after)
+        )
     else:
         outcome = _from_answer(answer, claims, key, cfg)
     duration = time.monotonic() - started
@@ -133,6 +135,24 @@ def _verify(
     else:
         metrics.record_failure(outcome.reason, duration)
     return outcome
+
+
+def _retry_after(cfg: RemoteAuthSettings, *, upstream: int | None) -> int:
+    """The ``Retry-After`` (whole seconds) of a 503 for an upstream failure or an open circuit.
+
+    While the circuit is open (this failure opened or re-opened it, or it was open already) it is
+    the time left until the breaker lets its trial call through, so a client that comes back when
+    told to is the trial call or finds the circuit closed: recovery never takes longer than
+    announced.  An upstream 503's own ``Retry-After`` (``upstream``) is kept when it is later.
+    With the circuit closed (or open past its reset timeout, a trial call under way): ``upstream``
+    or ``AUTH_SERVICE_RETRY_AFTER``.
+    """
+    wait = seconds_until_trial(get_client().breaker)
+    if wait is not None and wait > 0:
+        return max(math.ceil(wait), upstream or 1)
+    if upstream is not None:
+        return upstream
+    return cfg.retry_after
 
 
 def _from_answer(
