@@ -13,8 +13,10 @@ from tests.support import Upstream
 
 
 @pytest.fixture(autouse=True)
-def _isolation() -> Iterator[None]:
-    """Fresh settings memo, client (session + closed breaker) and cache for every test."""
+def _isolation(settings: Any, tmp_path: Any) -> Iterator[None]:
+    """Fresh settings memo, client (session + closed breaker), cache and bulkhead directory (with
+    the shared latency estimate) for every test."""
+    settings.AUTH_SERVICE_BULKHEAD_DIR = str(tmp_path / "bulkhead")
     caches["default"].clear()
     conf.reset()
     bridge.install()

@@ -237,9 +237,9 @@ def test_connect_error_is_retried_once(client, upstream, settings):
     attempts: list[float] = []
     original = get_client()._fetch_once
 
-    def counting(token, remaining):
+    def counting(token, remaining, read_timeout):
         attempts.append(remaining)
-        return original(token, remaining)
+        return original(token, remaining, read_timeout)
 
     get_client()._fetch_once = counting  # type: ignore[method-assign]
     assert_503(client.get("/api/default/", **bearer(make_token("u-1", "a@example.com"))))

@@ -88,6 +88,8 @@ def _cfg(url: str, cache_url: str, **overrides: Any) -> conf.RemoteAuthSettings:
         "AUTH_SERVICE_TIMEOUT": 1,
         "AUTH_SERVICE_CONNECT_TIMEOUT": 0.5,
         "AUTH_SERVICE_TOTAL_TIMEOUT": 2,
+        # the clients here stand for workers on different hosts: no shared host-local bulkhead
+        "AUTH_SERVICE_BULKHEAD_SLOTS": 0,
     }
     raw.update(overrides)
     return parse_settings(raw)

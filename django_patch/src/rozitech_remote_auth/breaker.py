@@ -43,6 +43,7 @@ __all__ = [
     "guarded",
     "seconds_until_trial",
     "shared_storage",
+    "trial_due",
 ]
 
 logger = logging.getLogger("rozitech_remote_auth")
@@ -310,7 +311,7 @@ def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float | None:
     return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
 
 
-def _trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
+def trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
     """Whether the next call would be a trial call (half-open, or open past the reset timeout)."""
     state = breaker.current_state
     if state == pybreaker.STATE_HALF_OPEN:
@@ -332,7 +333,7 @@ def guarded(breaker: pybreaker.CircuitBreaker, trial_seconds: float = 10.0) -> I
     others fail fast instead of all waiting on a hanging auth server together.
     """
     storage = breaker._state_storage
-    slot = isinstance(storage, SharedCircuitStorage) and _trial_due(breaker)
+    slot = isinstance(storage, SharedCircuitStorage) and trial_due(breaker)
     if slot and not storage.acquire_trial(trial_seconds):
         raise CircuitOpen("a trial call towards the auth server is in progress elsewhere")
     try:

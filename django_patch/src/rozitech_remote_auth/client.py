@@ -8,22 +8,30 @@
   total deadline ``AUTH_SERVICE_TOTAL_TIMEOUT`` covering the retry (:mod:`.transport`);
 * at most one retry, and only when the TCP connection could not be established;
 * a circuit breaker (:mod:`.breaker`) counting transport failures, never 4xx answers;
+* a bulkhead (:mod:`.bulkhead`): at most ``AUTH_SERVICE_BULKHEAD_SLOTS`` calls per host wait on
+  the auth server at once; the others fail fast (:class:`~.bulkhead.BulkheadFull`);
+* a read timeout that follows the observed latency (:mod:`.latency`), between
+  ``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN`` and ``AUTH_SERVICE_TIMEOUT``; a half-open circuit's trial
+  call always gets the full ``AUTH_SERVICE_TIMEOUT``;
 * redirects are not followed (a redirect is a misconfiguration, reported as unavailable);
 * bodies larger than :data:`MAX_BODY_BYTES` are refused.
 
 :meth:`AuthClient.fetch_me` returns an :class:`UpstreamAnswer` for every HTTP answer the contract
 knows (200 with an identity, 401, 403, 429, other 4xx) and raises :class:`UpstreamFailure`
-(``reason`` ``unavailable`` or ``timeout``) or :data:`~.breaker.CircuitOpen` otherwise.
+(``reason`` ``unavailable`` or ``timeout``), :data:`~.breaker.CircuitOpen` or
+:class:`~.bulkhead.BulkheadFull` otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pybreaker
@@ -31,15 +39,18 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from . import __version__, metrics
-from .breaker import build_breaker, guarded, shared_storage
+from .breaker import CircuitOpen, build_breaker, guarded, shared_storage, trial_due
+from .bulkhead import Bulkhead, BulkheadFull, default_directory
 from .conf import RemoteAuthSettings, add_reset_hook, get_settings
 from .identity import MalformedIdentity, RemoteIdentity, parse_me_response
+from .latency import LatencyEstimate
 from .retry_after import parse_retry_after
 from .transport import DeadlineAdapter, deadline
 
 __all__ = [
     "MAX_BODY_BYTES",
     "AuthClient",
+    "BulkheadFull",
     "UpstreamAnswer",
     "UpstreamFailure",
     "current_client",
@@ -140,21 +151,52 @@ class AuthClient:
         self.breaker: pybreaker.CircuitBreaker = build_breaker(
             cfg.breaker_fail_max, cfg.breaker_reset_timeout, storage
         )
+        directory = Path(cfg.bulkhead_dir) if cfg.bulkhead_dir else default_directory(cfg.url)
+        self.bulkhead = (
+            Bulkhead(directory, cfg.bulkhead_slots, cfg.bulkhead_wait)
+            if cfg.bulkhead_slots > 0
+            else None
+        )
+        self.latency = LatencyEstimate(directory / "latency" if self.bulkhead else None)
 
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
 
+    def read_timeout(self, trial: bool = False) -> float:
+        """The read timeout of the next call, seconds (see :mod:`.latency`)."""
+        if trial or self.cfg.adaptive_timeout_min <= 0:
+            return self.cfg.timeout
+        return self.latency.timeout(self.cfg.adaptive_timeout_min, self.cfg.timeout)
+
     def fetch_me(self, token: str) -> UpstreamAnswer:
-        """``GET /api/auth/me`` for ``token`` under the breaker, retry policy and deadline.
+        """``GET /api/auth/me`` for ``token``: breaker, bulkhead, retry policy and deadline.
 
         Raises :class:`UpstreamFailure` (transport failure, 5xx, answer outside the contract,
-        deadline) or :data:`~.breaker.CircuitOpen` (failed fast, no request made).
+        deadline), :data:`~.breaker.CircuitOpen` (failed fast, no request made) or
+        :class:`~.bulkhead.BulkheadFull` (every call slot of the host busy: no request made, the
+        breaker not touched).
         """
-        with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
-            return self._fetch_with_retry(token)
+        trial = trial_due(self.breaker)
+        if not trial and self.breaker.current_state == pybreaker.STATE_OPEN:
+            raise CircuitOpen("the circuit is open")  # before queueing for a slot
+        read_timeout = self.read_timeout(trial)
+        call_seconds = min(self.cfg.total_timeout, self.cfg.connect_timeout + read_timeout)
+        with contextlib.ExitStack() as stack:
+            if self.bulkhead is not None:
+                try:
+                    # a trial call never queues: another worker's trial answers for the host
+                    stack.enter_context(
+                        self.bulkhead.slot(call_seconds, wait=0.0 if trial else None)
+                    )
+                except (
+                    OSError
+                ) as exc:  # e.g. a read-only directory: no bound rather than no service
+                    logger.warning("bulkhead unusable (%s): calling without it", type(exc).__name__)
+            with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
+                return self._fetch_with_retry(token, read_timeout)
 
-    def _fetch_with_retry(self, token: str) -> UpstreamAnswer:
+    def _fetch_with_retry(self, token: str, read_timeout: float) -> UpstreamAnswer:
         deadline_at = time.monotonic() + self.cfg.total_timeout
         last: _ConnectFailed | None = None
         for attempt in (1, 2):
@@ -162,7 +204,7 @@ class AuthClient:
             if remaining <= 0:
                 break
             try:
-                return self._fetch_once(token, remaining)
+                return self._fetch_once(token, remaining, read_timeout)
             except _ConnectFailed as exc:
                 last = exc
                 logger.info("auth server connect failed (attempt %d): %s", attempt, exc.detail)
@@ -170,8 +212,9 @@ class AuthClient:
             raise UpstreamFailure(last.reason, last.detail)
         raise UpstreamFailure(metrics.TIMEOUT, "total deadline exhausted")
 
-    def _fetch_once(self, token: str, remaining: float) -> UpstreamAnswer:
-        timeout = (min(self.cfg.connect_timeout, remaining), min(self.cfg.timeout, remaining))
+    def _fetch_once(self, token: str, remaining: float, read_timeout: float) -> UpstreamAnswer:
+        timeout = (min(self.cfg.connect_timeout, remaining), min(read_timeout, remaining))
+        started = time.monotonic()
         with deadline(remaining) as watch:
             try:
                 response = self.session.get(
@@ -202,6 +245,7 @@ class AuthClient:
                 raise UpstreamFailure(reason, type(exc).__name__) from None
             if watch.expired:
                 raise UpstreamFailure(metrics.TIMEOUT, "total deadline exceeded")
+        self.latency.observe(time.monotonic() - started)
         return self._interpret(response.status_code, response.headers, body)
 
     @staticmethod

@@ -26,6 +26,15 @@ key                                   default    meaning
 ``AUTH_SERVICE_BREAKER_RESET_TIMEOUT`` 30        s the circuit stays open before a trial call
 ``AUTH_SERVICE_BRIDGE_SIMPLEJWT``     true       bridge views pinned to simplejwt
 ``AUTH_SERVICE_ISSUER``               (empty)    expected ``iss``; tokens of others not ours
+``AUTH_SERVICE_BULKHEAD_SLOTS``       1          auth-server calls one host may wait on at once
+                                                 (:mod:`.bulkhead`); 0: no bound
+``AUTH_SERVICE_BULKHEAD_WAIT``        0.5        s a call waits for a slot whose holder is younger
+                                                 than this; past it: 503 at once
+``AUTH_SERVICE_BULKHEAD_DIR``         (empty)    host-local directory of the slots' lock files;
+                                                 empty: ``$RUNTIME_DIRECTORY`` or the temp dir
+``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN`` 0.5        floor of the read timeout that follows observed
+                                                 latency (:mod:`.latency`); 0: always
+                                                 ``AUTH_SERVICE_TIMEOUT``
 ====================================  =========  ================================================
 
 With ``AUTH_SERVICE_CACHE_URL`` set, the settings overlay adds the alias
@@ -94,6 +103,11 @@ class RemoteAuthSettings:
     breaker_reset_timeout: float = 30.0
     bridge_simplejwt: bool = True
     issuer: str | None = None
+    # -- bulkhead and adaptive read timeout --
+    bulkhead_slots: int = 1
+    bulkhead_wait: float = 0.5
+    bulkhead_dir: str | None = None
+    adaptive_timeout_min: float = 0.5
 
     @property
     def me_url(self) -> str:
@@ -155,6 +169,13 @@ def _positive_float(key: str, value: Any) -> float:
     number = _number(key, value, integer=False)
     if number <= 0:
         raise RemoteAuthConfigError(key, f"must be > 0, got {value!r}")
+    return number
+
+
+def _non_negative_float(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if number < 0:
+        raise RemoteAuthConfigError(key, f"must be >= 0, got {value!r}")
     return number
 
 
@@ -256,6 +277,11 @@ _SPEC: tuple[tuple[str, str, _Parser], ...] = (
     ("AUTH_SERVICE_BREAKER_RESET_TIMEOUT", "breaker_reset_timeout", _positive_float),
     ("AUTH_SERVICE_BRIDGE_SIMPLEJWT", "bridge_simplejwt", _parse_bool),
     ("AUTH_SERVICE_ISSUER", "issuer", _optional_str),
+    # -- bulkhead and adaptive read timeout --
+    ("AUTH_SERVICE_BULKHEAD_SLOTS", "bulkhead_slots", _non_negative_int),
+    ("AUTH_SERVICE_BULKHEAD_WAIT", "bulkhead_wait", _non_negative_float),
+    ("AUTH_SERVICE_BULKHEAD_DIR", "bulkhead_dir", _optional_str),
+    ("AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN", "adaptive_timeout_min", _non_negative_float),
 )
 
 #: Every key this package reads, in documentation order.

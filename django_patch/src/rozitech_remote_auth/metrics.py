@@ -19,7 +19,8 @@ e-mail address or a user id.
 ``reason`` values: ``invalid`` (upstream 401), ``forbidden`` (upstream 403), ``rate_limited``
 (upstream 429), ``unavailable`` (refused/reset connection, 5xx, unexpected answer),
 ``timeout`` (connect/read timeout or total deadline), ``circuit_open`` (failed fast),
-``malformed`` (Bearer credentials break RFC 6750 §2.1; no upstream call).
+``malformed`` (Bearer credentials break RFC 6750 §2.1; no upstream call), ``bulkhead_full``
+(every auth-server call slot of the host busy past its wait budget: failed fast, no call).
 A *verification* is one attempt to establish an identity that the cache could not answer
 (requests coalesced by single-flight count once), plus each malformed Bearer header.
 """
@@ -51,6 +52,7 @@ UNAVAILABLE: Final = "unavailable"
 TIMEOUT: Final = "timeout"
 CIRCUIT_OPEN: Final = "circuit_open"
 MALFORMED: Final = "malformed"
+BULKHEAD_FULL: Final = "bulkhead_full"
 
 FAILURE_REASONS: Final = (
     INVALID,
@@ -60,6 +62,7 @@ FAILURE_REASONS: Final = (
     TIMEOUT,
     CIRCUIT_OPEN,
     MALFORMED,
+    BULKHEAD_FULL,
 )
 
 #: pybreaker state name -> gauge value.

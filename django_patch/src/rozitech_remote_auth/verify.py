@@ -11,9 +11,10 @@
 3. 200: sync the local user, cache ``{identity, user_pk}`` for
    ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
    401: cache the rejection for ``min(AUTH_SERVICE_NEGATIVE_CACHE_TTL, exp - now)`` seconds;
-   403, 429, 5xx, timeouts, open circuit: nothing cached.  While the circuit is open (opened by
-   this very failure too) a 503's ``Retry-After`` is the time left until the breaker's trial call,
-   so recovery never takes longer than announced; otherwise ``AUTH_SERVICE_RETRY_AFTER``.
+   403, 429, 5xx, timeouts, open circuit, full bulkhead: nothing cached.  While the circuit is
+   open (opened by this very failure too) a 503's ``Retry-After`` is the time left until the
+   breaker's trial call, so recovery never takes longer than announced; otherwise
+   ``AUTH_SERVICE_RETRY_AFTER``.
 
 Metrics: one ``verify_requests_total``/``verify_failures_total`` count and one duration
 observation per leader call (see :mod:`.metrics`).  Logs carry reasons and timings only.
@@ -30,6 +31,7 @@ from typing import Any, Union
 
 from . import metrics
 from .breaker import CircuitOpen, refresh_state, seconds_until_trial
+from .bulkhead import BulkheadFull
 from .cache import cache_get, cache_set
 from .client import UpstreamAnswer, UpstreamFailure, get_client
 from .conf import RemoteAuthSettings, get_settings
@@ -118,6 +120,9 @@ def _verify(
         outcome: Outcome = Refused(
             metrics.CIRCUIT_OPEN, retry_after=_retry_after(cfg, upstream=None)
         )
+    except BulkheadFull as full:
+        # every call slot of this host is busy past its budget: no call made, breaker untouched
+        outcome = Refused(metrics.BULKHEAD_FULL, retry_after=full.retry_after)
     except UpstreamFailure as failure:
         logger.warning(
             "auth server verification failed: reason=%s detail=%s", failure.reason, failure.detail
@@ -130,7 +135,7 @@ def _verify(
     duration = time.monotonic() - started
     if isinstance(outcome, Verified):
         metrics.record_success(duration)
-    elif outcome.reason == metrics.CIRCUIT_OPEN:
+    elif outcome.reason in (metrics.CIRCUIT_OPEN, metrics.BULKHEAD_FULL):
         metrics.record_failure(outcome.reason)  # no call made: not a verification latency
     else:
         metrics.record_failure(outcome.reason, duration)
