@@ -41,6 +41,7 @@ __all__ = [
     "SharedCircuitStorage",
     "build_breaker",
     "guarded",
+    "redis_client",
     "seconds_until_trial",
     "shared_storage",
     "trial_due",
@@ -229,17 +230,21 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
         self._shared(lambda: self._redis.delete(self._key("trial")), None)
 
 
-def shared_storage(url: str, socket_timeout: float, scope: str) -> SharedCircuitStorage:
-    """A :class:`SharedCircuitStorage` on the Redis at ``url`` (``AUTH_SERVICE_CACHE_URL``).
+def redis_client(url: str, socket_timeout: float) -> Any:
+    """A ``redis.Redis`` for ``url`` (``AUTH_SERVICE_CACHE_URL``) with short socket timeouts."""
+    import redis
+
+    return redis.Redis.from_url(
+        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+    )
+
+
+def shared_storage(client: Any, scope: str) -> SharedCircuitStorage:
+    """A :class:`SharedCircuitStorage` on the Redis ``client`` (see :func:`redis_client`).
 
     ``scope`` (the auth server's URL) is hashed into the key namespace: apps that share a Redis
     but talk to different auth servers keep separate circuits.
     """
-    import redis
-
-    client = redis.Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-    )
     digest = hashlib.sha256(scope.encode("utf-8")).hexdigest()[:16]
     return SharedCircuitStorage(client, namespace=f"rozitech_remote_auth:circuit:{digest}")
 

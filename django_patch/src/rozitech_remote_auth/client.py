@@ -39,12 +39,20 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from . import __version__, metrics
-from .breaker import CircuitOpen, build_breaker, guarded, shared_storage, trial_due
+from .breaker import (
+    CircuitOpen,
+    build_breaker,
+    guarded,
+    redis_client,
+    shared_storage,
+    trial_due,
+)
 from .bulkhead import Bulkhead, BulkheadFull, default_directory
 from .conf import RemoteAuthSettings, add_reset_hook, get_settings
 from .identity import MalformedIdentity, RemoteIdentity, parse_me_response
 from .latency import LatencyEstimate
 from .retry_after import parse_retry_after
+from .sharedflight import SharedFlight
 from .transport import DeadlineAdapter, deadline
 
 __all__ = [
@@ -143,11 +151,10 @@ class AuthClient:
         self.cfg = cfg
         self.pid = os.getpid()
         self.session = _build_session(cfg)
-        storage = (
-            shared_storage(cfg.cache_url, cfg.cache_socket_timeout, cfg.url)
-            if cfg.cache_url
-            else None
-        )
+        redis = redis_client(cfg.cache_url, cfg.cache_socket_timeout) if cfg.cache_url else None
+        storage = shared_storage(redis, cfg.url) if redis is not None else None
+        #: cross-process, cross-host single-flight (:mod:`.sharedflight`), with a shared cache only
+        self.flight = SharedFlight(redis) if redis is not None else None
         self.breaker: pybreaker.CircuitBreaker = build_breaker(
             cfg.breaker_fail_max, cfg.breaker_reset_timeout, storage
         )

@@ -6,7 +6,8 @@
    upstream call, no metric: nothing was verified);
 1. cache lookup by sha256 of the whole token: a verified identity (with the local user's pk)
    or a remembered upstream 401;
-2. on a miss, one call per token per process (:class:`~.singleflight.SingleFlight`) to
+2. on a miss, one call per token per process (:class:`~.singleflight.SingleFlight`) and, with a
+   shared cache, over every worker and host (:class:`~.sharedflight.SharedFlight`) to
    ``GET /api/auth/me`` (:mod:`.client`);
 3. 200: sync the local user, cache ``{identity, user_pk}`` for
    ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
@@ -90,11 +91,39 @@ def resolve(token: str, claims: Mapping[str, Any] | None) -> tuple[Outcome, bool
             return hit, False
     try:
         outcome, leader = _flights.do(
-            key, lambda: _verify(token, claims, key, cfg), wait_timeout=cfg.total_timeout + 1
+            key, lambda: _lead(token, claims, key, cfg), wait_timeout=cfg.total_timeout + 1
         )
     except FlightTimeout:
         return Refused(metrics.TIMEOUT, retry_after=cfg.retry_after), False
-    return outcome, leader
+    # a user object loaded for this very caller (a shared-flight follower got only its pk)
+    return outcome, leader and isinstance(outcome, Verified) and outcome.user is not None
+
+
+def _lead(
+    token: str, claims: Mapping[str, Any] | None, key: str, cfg: RemoteAuthSettings
+) -> Outcome:
+    """This process's leader for ``key``: with a shared cache, also one caller over every worker
+    and host (:mod:`.sharedflight`); a follower takes the leader's result from the cache or its
+    published refusal, and calls itself only when neither is there."""
+    flight = get_client().flight
+    if flight is None:
+        return _verify(token, claims, key, cfg)
+    try:
+        with flight.lead(key, hold=cfg.total_timeout + 1, wait=cfg.total_timeout + 1) as waited:
+            if waited:
+                cached = cache_get(cfg.cache_alias, key)
+                hit = _from_cache(cached) if cached is not None else None
+                if hit is not None:
+                    return hit
+                refusal = flight.refusal(key)
+                if refusal is not None:
+                    return Refused(refusal[0], retry_after=refusal[1])
+            outcome = _verify(token, claims, key, cfg)
+            if isinstance(outcome, Refused) and outcome.retry_after is not None:
+                flight.publish_refusal(key, outcome.reason, outcome.retry_after)
+            return outcome
+    except FlightTimeout:
+        return Refused(metrics.TIMEOUT, retry_after=cfg.retry_after)
 
 
 def _from_cache(value: Mapping[str, Any]) -> Outcome | None:
