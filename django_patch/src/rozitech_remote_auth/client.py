@@ -13,6 +13,7 @@
 * a read timeout that follows the observed latency (:mod:`.latency`), between
   ``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN`` and ``AUTH_SERVICE_TIMEOUT``; a half-open circuit's trial
   call always gets the full ``AUTH_SERVICE_TIMEOUT``;
+* every answer's rate-limit headers are read (:mod:`.ratelimit`);
 * redirects are not followed (a redirect is a misconfiguration, reported as unavailable);
 * bodies larger than :data:`MAX_BODY_BYTES` are refused.
 
@@ -38,7 +39,7 @@ import pybreaker
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from . import __version__, metrics
+from . import __version__, metrics, ratelimit
 from .breaker import (
     CircuitOpen,
     build_breaker,
@@ -253,6 +254,7 @@ class AuthClient:
             if watch.expired:
                 raise UpstreamFailure(metrics.TIMEOUT, "total deadline exceeded")
         self.latency.observe(time.monotonic() - started)
+        ratelimit.observe(response.headers, response.status_code, self.cfg.cache_alias)
         return self._interpret(response.status_code, response.headers, body)
 
     @staticmethod

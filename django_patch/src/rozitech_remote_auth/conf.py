@@ -35,6 +35,12 @@ key                                   default    meaning
 ``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN`` 0.5        floor of the read timeout that follows observed
                                                  latency (:mod:`.latency`); 0: always
                                                  ``AUTH_SERVICE_TIMEOUT``
+``AUTH_SERVICE_RATELIMIT_LOW_RATIO``  0.25       the auth server's budget is "low" at or below
+                                                 this share of its limit (:mod:`.ratelimit`)
+``AUTH_SERVICE_MAX_STALENESS``        900        while it is low: s a verified identity may be
+                                                 served from the cache (never past ``exp`` minus
+                                                 the leeway); at most ``AUTH_SERVICE_CACHE_TTL``
+                                                 when lower
 ====================================  =========  ================================================
 
 With ``AUTH_SERVICE_CACHE_URL`` set, the settings overlay adds the alias
@@ -103,11 +109,13 @@ class RemoteAuthSettings:
     breaker_reset_timeout: float = 30.0
     bridge_simplejwt: bool = True
     issuer: str | None = None
-    # -- bulkhead and adaptive read timeout --
+    # -- bulkhead, adaptive read timeout, rate-limit-aware caching --
     bulkhead_slots: int = 1
     bulkhead_wait: float = 0.5
     bulkhead_dir: str | None = None
     adaptive_timeout_min: float = 0.5
+    ratelimit_low_ratio: float = 0.25
+    max_staleness: int = 900
 
     @property
     def me_url(self) -> str:
@@ -176,6 +184,13 @@ def _non_negative_float(key: str, value: Any) -> float:
     number = _number(key, value, integer=False)
     if number < 0:
         raise RemoteAuthConfigError(key, f"must be >= 0, got {value!r}")
+    return number
+
+
+def _ratio(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if not 0 <= number <= 1:
+        raise RemoteAuthConfigError(key, f"must be between 0 and 1, got {value!r}")
     return number
 
 
@@ -277,11 +292,13 @@ _SPEC: tuple[tuple[str, str, _Parser], ...] = (
     ("AUTH_SERVICE_BREAKER_RESET_TIMEOUT", "breaker_reset_timeout", _positive_float),
     ("AUTH_SERVICE_BRIDGE_SIMPLEJWT", "bridge_simplejwt", _parse_bool),
     ("AUTH_SERVICE_ISSUER", "issuer", _optional_str),
-    # -- bulkhead and adaptive read timeout --
+    # -- bulkhead, adaptive read timeout, rate-limit-aware caching --
     ("AUTH_SERVICE_BULKHEAD_SLOTS", "bulkhead_slots", _non_negative_int),
     ("AUTH_SERVICE_BULKHEAD_WAIT", "bulkhead_wait", _non_negative_float),
     ("AUTH_SERVICE_BULKHEAD_DIR", "bulkhead_dir", _optional_str),
     ("AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN", "adaptive_timeout_min", _non_negative_float),
+    ("AUTH_SERVICE_RATELIMIT_LOW_RATIO", "ratelimit_low_ratio", _ratio),
+    ("AUTH_SERVICE_MAX_STALENESS", "max_staleness", _non_negative_int),
 )
 
 #: Every key this package reads, in documentation order.

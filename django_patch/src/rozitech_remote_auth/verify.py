@@ -9,8 +9,10 @@
 2. on a miss, one call per token per process (:class:`~.singleflight.SingleFlight`) and, with a
    shared cache, over every worker and host (:class:`~.sharedflight.SharedFlight`) to
    ``GET /api/auth/me`` (:mod:`.client`);
-3. 200: sync the local user, cache ``{identity, user_pk}`` for
-   ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
+3. 200: sync the local user, cache ``{identity, user_pk}``: fresh for
+   ``min(AUTH_SERVICE_CACHE_TTL, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds, kept (and
+   served while the auth server's rate-limit budget is low, :mod:`.ratelimit`) for up to
+   ``min(AUTH_SERVICE_MAX_STALENESS, exp - now - AUTH_SERVICE_TOKEN_LEEWAY)`` seconds;
    401: cache the rejection for ``min(AUTH_SERVICE_NEGATIVE_CACHE_TTL, exp - now)`` seconds;
    403, 429, 5xx, timeouts, open circuit, full bulkhead: nothing cached.  While the circuit is
    open (opened by this very failure too) a 503's ``Retry-After`` is the time left until the
@@ -30,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from . import metrics
+from . import metrics, ratelimit
 from .breaker import CircuitOpen, refresh_state, seconds_until_trial
 from .bulkhead import BulkheadFull
 from .cache import cache_get, cache_set
@@ -86,7 +88,7 @@ def resolve(token: str, claims: Mapping[str, Any] | None) -> tuple[Outcome, bool
     key = cache_key(token)
     cached = cache_get(cfg.cache_alias, key)
     if cached is not None:
-        hit = _from_cache(cached)
+        hit = _from_cache(cached, cfg)
         if hit is not None:
             return hit, False
     try:
@@ -112,7 +114,7 @@ def _lead(
         with flight.lead(key, hold=cfg.total_timeout + 1, wait=cfg.total_timeout + 1) as waited:
             if waited:
                 cached = cache_get(cfg.cache_alias, key)
-                hit = _from_cache(cached) if cached is not None else None
+                hit = _from_cache(cached, cfg) if cached is not None else None
                 if hit is not None:
                     return hit
                 refusal = flight.refusal(key)
@@ -126,15 +128,22 @@ def _lead(
         return Refused(metrics.TIMEOUT, retry_after=cfg.retry_after)
 
 
-def _from_cache(value: Mapping[str, Any]) -> Outcome | None:
+def _from_cache(value: Mapping[str, Any], cfg: RemoteAuthSettings) -> Outcome | None:
+    """A cached outcome, or ``None`` (unknown shape, or stale while the budget is not low)."""
     kind = value.get("kind")
     if kind == "rejected":
         return Refused(metrics.INVALID, cached=True)
     if kind == "ok":
+        fresh_until = value.get("fresh_until")
+        stale = isinstance(fresh_until, (int, float)) and time.time() >= fresh_until
+        if stale and not ratelimit.budget_low(cfg.cache_alias, cfg.ratelimit_low_ratio):
+            return None  # past AUTH_SERVICE_CACHE_TTL and the budget allows a call: verify again
         try:
             identity = RemoteIdentity.from_dict(value["identity"])
         except (KeyError, TypeError, ValueError):
             return None
+        if stale:
+            metrics.STALE_HITS.inc()
         return Verified(identity=identity, user_pk=value.get("user_pk"), cached=True)
     return None
 
@@ -194,12 +203,19 @@ def _from_answer(
 ) -> Outcome:
     if answer.status == 200 and answer.identity is not None:
         user = sync_user(answer.identity)
-        ttl = positive_ttl(claims, cfg.cache_ttl, cfg.token_leeway)
+        fresh = positive_ttl(claims, cfg.cache_ttl, cfg.token_leeway)
+        # kept up to AUTH_SERVICE_MAX_STALENESS, served past `fresh` only while the budget is low
+        ttl = positive_ttl(claims, max(cfg.cache_ttl, cfg.max_staleness), cfg.token_leeway)
         cache_set(
             cfg.cache_alias,
             key,
-            {"kind": "ok", "identity": answer.identity.to_dict(), "user_pk": user.pk},
-            ttl,
+            {
+                "kind": "ok",
+                "identity": answer.identity.to_dict(),
+                "user_pk": user.pk,
+                "fresh_until": time.time() + fresh,
+            },
+            ttl if fresh > 0 else 0,
         )
         return Verified(identity=answer.identity, user_pk=user.pk, user=user)
     if answer.status == 401:
