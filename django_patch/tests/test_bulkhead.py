@@ -212,3 +212,29 @@ def test_bulkhead_defaults():
     cfg = parse_settings({"AUTH_SERVICE_URL": "https://auth.example.com"})
     assert (cfg.bulkhead_slots, cfg.bulkhead_wait, cfg.adaptive_timeout_min) == (1, 0.5, 0.5)
     assert cfg.bulkhead_dir is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_queueing_behind_a_holder_older_than_a_normal_answer(upstream, settings):
+    """With answers known to take milliseconds, a slot held for 0.1 s is waiting on a hanging
+    auth server: the next call gets its 503 at once, not after the 0.5-s budget."""
+    settings.AUTH_SERVICE_TIMEOUT = 2.0
+    settings.AUTH_SERVICE_TOTAL_TIMEOUT = 3.0
+    settings.AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN = 1.0
+    for index in range(5):
+        token = make_token(f"u-{index}", f"{index}@example.com")
+        assert Client().get("/api/default/", **bearer(token)).status_code == 200
+    assert get_client().latency.expected() < 0.1
+    upstream.hang()
+    first = threading.Thread(
+        target=lambda: Client().get("/api/default/", **bearer(make_token("u-h", "h@example.com")))
+    )
+    first.start()
+    time.sleep(0.15)
+    started = time.monotonic()
+    response = Client().get("/api/default/", **bearer(make_token("u-2", "b@example.com")))
+    elapsed = time.monotonic() - started
+    upstream.release.set()
+    first.join()
+    assert response.status_code == 503
+    assert elapsed < 0.1  # not the 0.5-s AUTH_SERVICE_BULKHEAD_WAIT

@@ -7,8 +7,9 @@ gives the host ``AUTH_SERVICE_BULKHEAD_SLOTS`` call slots (default 1, like Envoy
 server takes a slot first:
 
 * a free slot: taken at once;
-* every slot busy for less than ``AUTH_SERVICE_BULKHEAD_WAIT`` seconds (normal latency): wait for
-  one, at most until that holder has held it for the budget;
+* every slot busy for less than the wait budget (``AUTH_SERVICE_BULKHEAD_WAIT``, and no longer
+  than an answer normally takes once :mod:`.latency` knows it): wait for one, at most until that
+  holder has held it for the budget;
 * every slot busy for longer (the auth server is slow or hanging): :class:`BulkheadFull` at once,
   with the seconds until the holder's call must end (its read timeout) as the ``Retry-After``.
 

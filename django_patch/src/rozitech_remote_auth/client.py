@@ -177,6 +177,19 @@ class AuthClient:
             return self.cfg.timeout
         return self.latency.timeout(self.cfg.adaptive_timeout_min, self.cfg.timeout)
 
+    def _wait(self, trial: bool) -> float:
+        """How long a call may queue for a bulkhead slot: never for a trial call (another
+        worker's trial answers for the host), else ``AUTH_SERVICE_BULKHEAD_WAIT`` but no longer
+        than an answer normally takes (``SRTT + 4 RTTVAR``, :mod:`.latency`): a holder older
+        than that is waiting on a slow or hanging auth server, and queueing behind it would only
+        take another worker away from the requests that need none."""
+        if trial:
+            return 0.0
+        expected = self.latency.expected()
+        if expected is None or self.cfg.adaptive_timeout_min <= 0:
+            return self.cfg.bulkhead_wait
+        return min(self.cfg.bulkhead_wait, expected)
+
     def fetch_me(self, token: str) -> UpstreamAnswer:
         """``GET /api/auth/me`` for ``token``: breaker, bulkhead, retry policy and deadline.
 
@@ -193,10 +206,7 @@ class AuthClient:
         with contextlib.ExitStack() as stack:
             if self.bulkhead is not None:
                 try:
-                    # a trial call never queues: another worker's trial answers for the host
-                    stack.enter_context(
-                        self.bulkhead.slot(call_seconds, wait=0.0 if trial else None)
-                    )
+                    stack.enter_context(self.bulkhead.slot(call_seconds, wait=self._wait(trial)))
                 except (
                     OSError
                 ) as exc:  # e.g. a read-only directory: no bound rather than no service

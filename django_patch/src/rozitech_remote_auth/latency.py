@@ -66,6 +66,12 @@ class LatencyEstimate:
                 self._srtt = (1 - _ALPHA) * self._srtt + _ALPHA * seconds
             self._save()
 
+    def expected(self) -> float | None:
+        """``SRTT + 4 RTTVAR`` (how long an answer may normally take), ``None`` before any."""
+        with self._lock:
+            self._load()
+            return None if self._srtt is None else self._srtt + _K * self._rttvar
+
     def timeout(self, floor: float, ceiling: float) -> float:
         """``clamp(SRTT + 4 RTTVAR, floor, ceiling)``; ``ceiling`` before any sample."""
         with self._lock:
