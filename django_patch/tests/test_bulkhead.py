@@ -237,4 +237,27 @@ def test_no_queueing_behind_a_holder_older_than_a_normal_answer(upstream, settin
     upstream.release.set()
     first.join()
     assert response.status_code == 503
-    assert elapsed < 0.1  # not the 0.5-s AUTH_SERVICE_BULKHEAD_WAIT
+    assert elapsed < 0.1  # not the 0.5-s AUTH_SERVICE_BULKHEAD_WAIT (held 0.15 s > 0.1 s patience)
+
+
+def test_a_waiter_keeps_waiting_for_a_new_young_holder(tmp_path):
+    """Holder A releases, B takes the slot first: C still queues (B is young) instead of failing
+    because A's age ran past the patience."""
+    bulkhead = Bulkhead(tmp_path, slots=1, wait=0.5)
+    first = hold(bulkhead, 0.12)
+    order: list[str] = []
+
+    def second() -> None:
+        time.sleep(0.02)
+        with bulkhead.slot(1.0, wait=0.15):
+            order.append("b")
+            time.sleep(0.1)
+
+    b = threading.Thread(target=second)
+    b.start()
+    time.sleep(0.05)
+    with bulkhead.slot(1.0, wait=0.15):  # A is 0.05 s old: wait; then B, younger than 0.15 s
+        order.append("c")
+    first.join()
+    b.join()
+    assert order in (["b", "c"], ["c", "b"])

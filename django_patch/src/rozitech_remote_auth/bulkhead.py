@@ -98,8 +98,9 @@ class Bulkhead:
     def slot(self, call_seconds: float, wait: float | None = None) -> Iterator[None]:
         """Hold one slot for a call that ends at most ``call_seconds`` from now.
 
-        ``wait`` overrides the budget (0: never queue).  Raises :class:`BulkheadFull` when no slot
-        frees within the budget.
+        ``wait`` (seconds, 0: never queue) bounds how old a holder may be for this call to queue
+        behind it; the whole wait is bounded by the budget too.  Raises :class:`BulkheadFull`
+        when no slot frees in time.
         """
         self._prepare()
         lock = self._take(call_seconds, self.wait if wait is None else wait)
@@ -116,31 +117,35 @@ class Bulkhead:
                 busy.unlink()
             held.release()
 
-    def _take(self, call_seconds: float, budget: float) -> tuple[int, FileLock]:
+    def _take(self, call_seconds: float, patience: float) -> tuple[int, FileLock]:
+        """A free slot, or the first one freed while its holder is younger than ``patience``;
+        never longer than the budget (``wait``) in all."""
         locks = [FileLock(self._paths(i)[0], is_singleton=False) for i in range(self.slots)]
-        for index, lock in enumerate(locks):
-            try:
-                lock.acquire(timeout=0)
-                return index, lock
-            except Timeout:
-                continue
-        # Every slot busy: wait for the one taken most recently below the budget, if any.
-        now = time.time()
-        best: tuple[float, int] | None = None
-        earliest_end = math.inf
-        for index in range(self.slots):
-            stamp = self._stamp(self._paths(index)[1])
-            held_for = 0.0 if stamp is None else max(0.0, now - stamp[0])
-            if stamp is not None:
-                earliest_end = min(earliest_end, stamp[1])
-            left = budget - held_for
-            if left > 0 and (best is None or left > best[0]):
-                best = (left, index)
-        if best is not None:
+        give_up = time.monotonic() + min(self.wait, patience)
+        while True:
+            for index, lock in enumerate(locks):
+                try:
+                    lock.acquire(timeout=0)
+                    return index, lock
+                except Timeout:
+                    continue
+            # Every slot busy: wait on the youngest holder still within our patience, if any.
+            now = time.time()
+            best: tuple[float, int] | None = None
+            earliest_end = math.inf
+            for index in range(self.slots):
+                stamp = self._stamp(self._paths(index)[1])
+                held_for = 0.0 if stamp is None else max(0.0, now - stamp[0])
+                if stamp is not None:
+                    earliest_end = min(earliest_end, stamp[1])
+                left = min(patience - held_for, give_up - time.monotonic())
+                if left > 0 and (best is None or left > best[0]):
+                    best = (left, index)
+            if best is None:
+                wait = earliest_end - time.time() if earliest_end < math.inf else call_seconds
+                raise BulkheadFull(max(1, math.ceil(wait)))
             try:
                 locks[best[1]].acquire(timeout=best[0], poll_interval=POLL_SECONDS)
                 return best[1], locks[best[1]]
             except Timeout:
-                pass
-        wait = earliest_end - time.time() if earliest_end < math.inf else call_seconds
-        raise BulkheadFull(max(1, math.ceil(wait)))
+                continue  # that holder is past our patience now, or another worker took the slot

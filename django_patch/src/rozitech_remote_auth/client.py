@@ -69,6 +69,10 @@ __all__ = [
 
 logger = logging.getLogger("rozitech_remote_auth")
 
+#: A call queues behind a bulkhead slot's holder at least this long (seconds), whatever the
+#: observed latency, while the holder is younger and the budget allows.
+MIN_PATIENCE_SECONDS = 0.1
+
 #: Largest accepted ``/api/auth/me`` body (decoded), bytes.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -188,7 +192,8 @@ class AuthClient:
         expected = self.latency.expected()
         if expected is None or self.cfg.adaptive_timeout_min <= 0:
             return self.cfg.bulkhead_wait
-        return min(self.cfg.bulkhead_wait, expected)
+        # at least 0.1 s: scheduling jitter on a busy host is not a slow auth server
+        return min(self.cfg.bulkhead_wait, max(expected, MIN_PATIENCE_SECONDS))
 
     def fetch_me(self, token: str) -> UpstreamAnswer:
         """``GET /api/auth/me`` for ``token``: breaker, bulkhead, retry policy and deadline.
