@@ -261,3 +261,18 @@ def test_a_waiter_keeps_waiting_for_a_new_young_holder(tmp_path):
     first.join()
     b.join()
     assert order in (["b", "c"], ["c", "b"])
+
+
+def test_default_directory_is_per_app(monkeypatch, tmp_path):
+    from rozitech_remote_auth.bulkhead import default_directory
+
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    here = default_directory("https://auth.example.com")
+    assert default_directory("https://auth.example.com") == here
+    assert default_directory("https://other.example.com") != here
+    (tmp_path / "other-app").mkdir()
+    monkeypatch.chdir(tmp_path / "other-app")
+    assert default_directory("https://auth.example.com") != here
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))
+    assert default_directory("https://auth.example.com").parent == tmp_path / "run"

@@ -19,7 +19,8 @@ releases the lock when the holder exits, so a killed worker never leaks a slot. 
 file the holder writes ``<since> <until>`` (epoch seconds: when it took the slot, when its call
 must end) and removes it before releasing; a held slot without that file was taken a moment ago.
 The directory is per host and per app (the workers of one gunicorn master share it; by default
-``$RUNTIME_DIRECTORY`` or the temporary directory, plus a hash of ``AUTH_SERVICE_URL``).  Files
+``$RUNTIME_DIRECTORY`` or the temporary directory, plus a hash of the user, the working directory
+and ``AUTH_SERVICE_URL``).  Files
 hold no token.  Redis is not used on purpose: the bound is about this host's workers, and it must
 hold while Redis is down.
 """
@@ -54,11 +55,12 @@ class BulkheadFull(Exception):
 def default_directory(scope: str) -> Path:
     """``$RUNTIME_DIRECTORY`` (systemd) or the temporary directory, plus a per-app name.
 
-    ``scope`` (the auth server URL) and the user id are hashed into the name, so two apps on one
-    host (or one app's tests) never share slots by accident.
+    ``scope`` (the auth server URL), the user id and the working directory (the app root, the same
+    for every worker of one gunicorn master) are hashed into the name, so two apps on one host do
+    not share slots by accident.
     """
     base = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or tempfile.gettempdir()
-    digest = hashlib.sha256(f"{os.getuid()}:{scope}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{os.getuid()}:{os.getcwd()}:{scope}".encode()).hexdigest()[:12]
     return Path(base) / f"rozitech-remote-auth-bulkhead-{digest}"
 
 
