@@ -216,28 +216,29 @@ def test_bulkhead_defaults():
 
 @pytest.mark.django_db(transaction=True)
 def test_no_queueing_behind_a_holder_older_than_a_normal_answer(upstream, settings):
-    """With answers known to take milliseconds, a slot held for 0.1 s is waiting on a hanging
-    auth server: the next call gets its 503 at once, not after the 0.5-s budget."""
-    settings.AUTH_SERVICE_TIMEOUT = 2.0
-    settings.AUTH_SERVICE_TOTAL_TIMEOUT = 3.0
-    settings.AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN = 1.0
-    for index in range(5):
-        token = make_token(f"u-{index}", f"{index}@example.com")
-        assert Client().get("/api/default/", **bearer(token)).status_code == 200
+    """With answers known to take milliseconds, a slot held for 0.3 s is waiting on a hanging
+    auth server: the next call gets its 503 at once, not after the 2-s budget."""
+    settings.AUTH_SERVICE_TIMEOUT = 3.0
+    settings.AUTH_SERVICE_TOTAL_TIMEOUT = 4.0
+    settings.AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN = 1.5  # the holder waits 1.5 s
+    settings.AUTH_SERVICE_BULKHEAD_WAIT = 2.0
+    for _ in range(5):
+        get_client().latency.observe(0.01)  # what a healthy loopback auth server answers in
     assert get_client().latency.expected() < 0.1
     upstream.hang()
     first = threading.Thread(
         target=lambda: Client().get("/api/default/", **bearer(make_token("u-h", "h@example.com")))
     )
     first.start()
-    time.sleep(0.15)
+    time.sleep(0.3)
     started = time.monotonic()
     response = Client().get("/api/default/", **bearer(make_token("u-2", "b@example.com")))
     elapsed = time.monotonic() - started
     upstream.release.set()
     first.join()
     assert response.status_code == 503
-    assert elapsed < 0.1  # not the 0.5-s AUTH_SERVICE_BULKHEAD_WAIT (held 0.15 s > 0.1 s patience)
+    assert response["Retry-After"] in ("1", "2")  # the holder's call ends 2 s after it began
+    assert elapsed < 0.5  # queueing would have lasted until the holder's 1.5-s timeout
 
 
 def test_a_waiter_keeps_waiting_for_a_new_young_holder(tmp_path):

@@ -123,7 +123,7 @@ class Bulkhead:
         """A free slot, or the first one freed while its holder is younger than ``patience``;
         never longer than the budget (``wait``) in all."""
         locks = [FileLock(self._paths(i)[0], is_singleton=False) for i in range(self.slots)]
-        give_up = time.monotonic() + min(self.wait, patience)
+        give_up = time.monotonic() + max(self.wait, patience)
         while True:
             for index, lock in enumerate(locks):
                 try:
