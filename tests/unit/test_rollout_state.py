@@ -338,6 +338,13 @@ def test_an_unknown_run_names_the_variable_and_the_recorded_ids():
         mod.make_plan(TOUR, "a b", "rollout_release")
 
 
+def test_a_time_shaped_id_no_host_recorded_fails_instead_of_undoing_every_run_since():
+    # A one-digit typo of a default id (a month early) must not plan the undo of every run since then.
+    mod = _plan_module()
+    with pytest.raises(mod.PlanError, match=r"^rollout_release=20261029T163450Z is not a release recorded on any host"):
+        mod.make_plan(TOUR, "20261029T163450Z", "rollout_release")
+
+
 def test_plan_and_restore_of_the_planned_runs_for_real(tree):
     state, files = tree
     env = files / ".env"

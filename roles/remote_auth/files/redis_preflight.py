@@ -43,16 +43,24 @@ def _resp(sock, *args: str) -> bytes:
 
 
 def check(url: str, timeout: float) -> dict:
-    parts = urlsplit(url)
-    password = unquote(parts.password) if parts.password else None
-    username = unquote(parts.username) if parts.username else None
     result = {"ok": False, "stage": "url", "target": "", "error": ""}
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        result["error"] = f"scheme {parts.scheme!r} is not redis, rediss or unix"
+    try:  # urlsplit and .port raise ValueError on a bad port, bracket or an unencoded '#'/'/' in the password
+        parts = urlsplit(url)
+        password = unquote(parts.password) if parts.password else None
+        username = unquote(parts.username) if parts.username else None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            result["error"] = "the URL must start with redis://, rediss:// or unix://"
+            return result
+        result["target"] = _target(parts)
+        host, port = parts.hostname or "localhost", parts.port or 6379
+    except ValueError:
+        # The parser's message may quote a piece of the password: say what to check instead.
+        result["error"] = (
+            "the URL cannot be parsed (a port out of range, an unclosed [ or a character of the password that"
+            " must be percent-encoded, e.g. # as %23, / as %2F, @ as %40)"
+        )
         return result
-    result["target"] = _target(parts)
     db = ((parts.path or "/0").lstrip("/") or "0") if parts.scheme != "unix" else "0"
-    host, port = parts.hostname or "localhost", parts.port or 6379
     if parts.scheme != "unix":
         result["stage"] = "resolve"
         try:
@@ -112,7 +120,8 @@ def main() -> int:
     if result["ok"]:
         print(f"ok {result['target']}")
         return 0
-    print(f"Redis at {result['target'] or '?'} failed at {result['stage']}: {result['error']}")
+    where = f"Redis at {result['target']}" if result["target"] else "the Redis URL"
+    print(f"{where} failed at {result['stage']}: {result['error']}")
     return 1
 
 

@@ -565,9 +565,9 @@ def make_plan(hosts: dict[str, list[dict]], target: str | None, name: str = "rel
         runs = [rid for rid in order if rid in applied]
     elif target in first_seen:
         runs = [rid for rid in order[: order.index(target) + 1] if rid in applied]
-    elif _release_time(target):  # a run that changed nothing anywhere: undo every run since it began
-        runs = [rid for rid in order if rid in applied and first_seen[rid] >= _release_time(target)]
     else:
+        # Also for an id shaped like a time: a one-digit typo must not undo a month of runs. A run that
+        # changed nothing anywhere left no record to name; the message lists the ids that can be named.
         raise PlanError(
             "%s=%s is not a release recorded on any host; recorded (newest first): %s"
             % (name, target, ", ".join(order) or "none")
