@@ -1,7 +1,8 @@
 """Preflight of the shared Redis (remote_auth_cache_url): resolve, connect, AUTH, PING, SELECT.
 
-Run on an app host with the app's virtualenv Python; the URL comes from the environment variable
-REMOTE_AUTH_CACHE_URL (never from argv: it may hold a password) and the timeout in seconds from argv[1].
+Run on an app host with the app's virtualenv Python; the URL comes from the first line of stdin (the role
+passes it so) or the environment variable REMOTE_AUTH_CACHE_URL, never from argv (it may hold a password:
+a command line is visible to every user of the host); the timeout in seconds from argv[1].
 Uses redis-py when the virtualenv has it (after the first rollout it does), else speaks the few RESP
 commands itself (a fresh app has no redis-py yet). Prints one line on stdout: ``ok host:port`` or
 ``Redis at host:port failed at <url|resolve|connect|auth|ping|select>: <error>``; the line never holds the
@@ -116,7 +117,8 @@ def check(url: str, timeout: float) -> dict:
 
 def main() -> int:
     timeout = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
-    result = check(os.environ.get("REMOTE_AUTH_CACHE_URL", ""), timeout)
+    url = os.environ.get("REMOTE_AUTH_CACHE_URL") or sys.stdin.readline().strip()
+    result = check(url, timeout)
     if result["ok"]:
         print(f"ok {result['target']}")
         return 0
