@@ -1,4 +1,4 @@
-# rozitech-auth-rollout: `make demo` (sandbox + rollout + proof), `make test` (everything CI runs).
+# rozitech-auth-rollout: `make demo` (sandbox + rollout + proof), `make test` (lint + unit + Molecule), `make test-full` (everything CI runs: .ci/run).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY ?= python3
