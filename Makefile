@@ -77,9 +77,9 @@ molecule: venv images sslyze-venv ## Molecule scenarios: every role's, then roll
 	cd roles/monitoring_stack && molecule test -s default
 	cd tests && molecule test -s rollback
 
-test: lint unit molecule ## Lint + unit tests + every Molecule scenario (~22 min)
+test: lint unit molecule ## Lint + unit tests + every Molecule scenario (most of make test-full)
 
-fullstack: venv images ## Whole sandbox: site.yml, the fault matrix, rollback of everything, byte-identity (~10 min)
+fullstack: venv images ## Whole sandbox: site.yml, the fault matrix, rollback of everything, byte-identity
 	bash tests/fullstack/run.sh
 
 test-full: test fullstack ## The whole suite: `make test` + the full-stack fault matrix (what CI runs: .ci/run)
