@@ -205,17 +205,24 @@ def tiny_server():
         server.close()
 
 
+def read_request_head(conn: socket.socket) -> bytes | None:
+    """Read one request up to the end of its header block (5-s timeout); ``None`` when the peer closed first."""
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 def http_answer(status: int, body: bytes, content_type: str = "application/json"):
     """A handler that reads one request and answers ``status`` with ``body``, then closes."""
 
     def handler(conn: socket.socket) -> None:
-        conn.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
+        if read_request_head(conn) is None:
+            return
         reason = {200: "OK", 503: "Service Unavailable"}.get(status, "Status")
         head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)

@@ -19,7 +19,7 @@ from rozitech_auth_exporter.ratelimit import (
     parse_retry_after,
 )
 
-from .conftest import DEMO, REPO, make_exporter, start_standin
+from .conftest import DEMO, REPO, make_exporter, read_request_head, start_standin
 
 NOW = 1_800_000_000.0
 
@@ -164,13 +164,8 @@ def test_retry_after_wins_over_the_ratelimit_reset() -> None:
 
 
 def _answer_429(conn: socket.socket) -> None:
-    conn.settimeout(5)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return
-        data += chunk
+    if read_request_head(conn) is None:
+        return
     body = b'{"success":false,"code":"RATE_LIMITED"}'
     conn.sendall(
         b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"

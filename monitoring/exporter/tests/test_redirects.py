@@ -9,7 +9,7 @@ import socket
 import pytest
 from rozitech_auth_exporter.config import ConfigError, load
 
-from .conftest import make_exporter
+from .conftest import make_exporter, read_request_head
 
 P = "rozitech_auth_probe_"
 
@@ -18,13 +18,9 @@ def router(routes: dict[str, tuple[int, dict[str, str], bytes]], seen: list[tupl
     """A handler answering ``routes[path] = (status, headers, body)``; records (method, path, auth header)."""
 
     def handler(conn: socket.socket) -> None:
-        conn.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
+        data = read_request_head(conn)
+        if data is None:
+            return
         head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         method, path, _ = head[0].split(" ", 2)
         fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
