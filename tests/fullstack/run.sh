@@ -4,7 +4,10 @@
 #   fresh sandbox (two app hosts + shared Redis, auth proxy, auth server stand-in, monitoring on this machine)
 #   -> capture every host -> playbooks/site.yml (under steady load: 0 failed requests on app1)
 #   -> the fault matrix (tests/fullstack/test_fault_matrix.py)
-#   -> every Grafana panel query against the sandbox's Prometheus -> playbooks/rollback.yml -e rollout_release=all
+#   -> every Grafana panel query against the sandbox's Prometheus
+#   -> an app-only change (playbooks/remote_auth.yml) and the plain rollback, both under load: every host, the
+#      proxy and monitoring included, as captured before that change (issue 17)
+#   -> playbooks/rollback.yml -e rollout_release=all
 #   (under steady load: 0 failed requests on app1) -> capture again -> compare (byte for byte) -> sandbox down.
 #
 # KEEP_SANDBOX=1 leaves the containers up at the end (default: removed, also on failure).
@@ -37,6 +40,13 @@ python tests/monitoring/alert_routes.py --prometheus http://127.0.0.1:9090 --ale
   --sink http://127.0.0.1:9095
 step "every dashboard query returns data (after the matrix, every panel has something to show)"
 python tests/monitoring/check_dashboard_queries.py --prometheus http://127.0.0.1:9090 --wait 120
+step "an app-only change, then the plain rollback under load: only that change is undone (issue 17)"
+ansible-playbook "${inv[@]}" tests/fullstack/capture.yml -e capture_name=converged -e "capture_dir=$art"
+load app-change ansible-playbook "${inv[@]}" playbooks/remote_auth.yml -e remote_auth_cache_ttl=301
+load plain-rollback ansible-playbook "${inv[@]}" playbooks/rollback.yml
+ansible-playbook "${inv[@]}" tests/fullstack/capture.yml -e capture_name=plain-rolled-back -e "capture_dir=$art"
+ansible-playbook "${inv[@]}" tests/fullstack/compare.yml -e "capture_dir=$art" \
+  -e compare_before=converged -e compare_after=plain-rolled-back
 step "one-command rollback of every release (playbooks/rollback.yml -e rollout_release=all) under load: no request may fail"
 load rollback ansible-playbook "${inv[@]}" playbooks/rollback.yml -e rollout_release=all
 step "capture after the rollback, compare"
