@@ -21,15 +21,21 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
-from standin_harness import DEMO_EMAIL, SANDBOX_AUTH_URL, SANDBOX_STANDIN_CONTAINER, StandinClient, metric_values
+from standin_harness import (
+    DEMO_EMAIL,
+    SANDBOX_APP_CONTAINERS,
+    SANDBOX_APP_URLS,
+    SANDBOX_AUTH_URL,
+    SANDBOX_STANDIN_CONTAINER,
+    StandinClient,
+    metric_values,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = SANDBOX_AUTH_URL
-APPS = tuple(os.environ.get("SANDBOX_APP_URLS", "http://127.0.0.1:8080,http://127.0.0.1:8081").split(","))
+APPS = SANDBOX_APP_URLS
 # The containers behind APPS, in the same order: their private metrics listeners (remote_auth_metrics_listen).
-APP_CONTAINERS = tuple(
-    os.environ.get("SANDBOX_APP_CONTAINERS", "rozitech-sandbox-app1,rozitech-sandbox-app2").split(",")
-)
+APP_CONTAINERS = SANDBOX_APP_CONTAINERS
 METRICS_PORT = 9748
 # A page of the app that needs no token (the fixture, like the real app, has no /health/).
 PUBLIC_PAGE = "/api/home/"

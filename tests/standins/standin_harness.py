@@ -10,6 +10,7 @@ Everything that drives the stand-in goes through this module: the stand-in's own
   clear faults, empty the rate limiter, read the request log and the per-path stats.
 * :func:`launch`: ``node server.js`` on a free loopback port, waited for until ``/health`` answers, stopped
   (SIGTERM) on exit.  A :class:`LocalStandin` is a client that also holds the process and its log.
+* ``SANDBOX_*``: where ``make demo``'s stand-in and app hosts answer (environment overrides).
 * :func:`metric_values` / :func:`metric_sum`: Prometheus text read with ``prometheus_client.parser``
   (the app's and the exporter's metrics, for the benches and the full-stack tests).
 
@@ -42,9 +43,14 @@ DEMO_EMAIL = "demo@rozitech.test"
 DEMO_PASSWORD = "Demo-Passw0rd!"  # the stand-in's seeded demo account (test only)
 TEST_JWT_SECRET = "standin-test-secret-0123456789abcdef"
 ME = "/api/auth/me"
-# The sandbox (`make demo`, tests/sandbox/up.yml): the stand-in's published port and its container.
+# The sandbox (`make demo`, tests/sandbox/up.yml, inventory/sandbox): the stand-in's published port and its
+# container, and the app hosts' published nginx ports with their containers, in the same order.
 SANDBOX_AUTH_URL = os.environ.get("SANDBOX_AUTH_URL", "http://127.0.0.1:4000")
 SANDBOX_STANDIN_CONTAINER = "rozitech-sandbox-auth"
+SANDBOX_APP_URLS = tuple(os.environ.get("SANDBOX_APP_URLS", "http://127.0.0.1:8080,http://127.0.0.1:8081").split(","))
+SANDBOX_APP_CONTAINERS = tuple(
+    os.environ.get("SANDBOX_APP_CONTAINERS", "rozitech-sandbox-app1,rozitech-sandbox-app2").split(",")
+)
 START_TIMEOUT_S = 15.0
 
 
