@@ -9,7 +9,8 @@ to the local Docker engine:
   host's nginx -> gunicorn; clients pick a host at random.  The app's verify metrics are read from
   each host's private metrics listener (``<container address>:9748``, ``docker inspect``; with ``--app``,
   ``<URL>/metrics/``) (``rozitech_remote_auth_*``, summed over hosts);
-* the auth server stand-in on ``http://127.0.0.1:4000`` (its test-only control API,
+* the auth server stand-in on ``http://127.0.0.1:4000``, through the harness
+  ``tests/standins/standin_harness.py`` (its test-only control API,
   ``tests/standins/auth_server/README.md``): ``POST /__standin/tokens`` mints tokens for the demo user,
   ``GET /__standin/stats`` counts ``/api/auth/me`` calls, ``PUT /__standin/faults`` injects faults,
   ``POST /__standin/rate-limit/reset`` empties the limiter (150 per 15 min per client IP);
@@ -68,12 +69,12 @@ from typing import Any
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "standins"))
+from standin_harness import DEMO_EMAIL, ME, SANDBOX_STANDIN_CONTAINER, StandinClient, metric_sum
+
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = ROOT / "inventory" / "sandbox"
 BENCH_README = ROOT / "bench" / "README.md"
-DEMO_EMAIL = "demo@rozitech.test"
-STANDIN_CONTAINER = "rozitech-sandbox-auth"
-ME = "/api/auth/me"
 APP_PATH = "/api/me/"
 WINDOW_S = 900  # the auth server's rate-limit window (express-rate-limit, 15 min)
 WINDOW_BUDGET = 150  # requests per window per client IP
@@ -145,78 +146,18 @@ def discover_apps() -> list[tuple[str, str]]:
     return apps
 
 
-class Standin:
-    """The auth server stand-in's test-only control API (``/__standin/*``)."""
+def mint_near(standin: StandinClient, expires_in: int) -> str:
+    """A new access token for the demo user, valid ``expires_in`` seconds minus 0..49 s.
 
-    def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/")
-        self.http = requests.Session()
-        self._serial = random.randint(10_000, 20_000)  # noqa: S311 (distinct exp values, not security)
-        self._lock = threading.Lock()
-
-    def mint(self, expires_in: int) -> str:
-        """A new access token for the demo user, valid ``expires_in`` seconds minus 0..49 s.
-
-        The stand-in signs ``{userId, email, ..., iat, exp}`` only, so two tokens minted in the same
-        second with the same lifetime are byte-identical (one cache entry): the lifetime is shortened
-        by ``serial % 50`` (a per-run counter), which keeps up to 50 tokens a second distinct.
-        """
-        with self._lock:
-            self._serial += 1
-            serial = self._serial
-        answer = self.http.post(
-            f"{self.base}/__standin/tokens",
-            json={"email": DEMO_EMAIL, "expiresIn": max(31, expires_in - serial % 50)},
-            timeout=5,
-        )
-        answer.raise_for_status()
-        return str(answer.json()["accessToken"])
-
-    def mint_unique(self, count: int, expires_in: int = 3600) -> list[str]:
-        """``count`` pairwise distinct tokens (distinct ``exp``: same-second tokens are otherwise equal)."""
-        tokens: list[str] = []
-        with self._lock:
-            start = self._serial
-            self._serial += count
-        for i in range(count):
-            answer = self.http.post(
-                f"{self.base}/__standin/tokens",
-                json={"email": DEMO_EMAIL, "expiresIn": expires_in + start + i},
-                timeout=5,
-            )
-            answer.raise_for_status()
-            tokens.append(str(answer.json()["accessToken"]))
-        return tokens
-
-    def me_stats(self) -> Counter[str]:
-        """``{"count": n, "<status>": n, "dropped": n}`` for ``/api/auth/me`` since the stand-in started."""
-        stats = self.http.get(f"{self.base}/__standin/stats", timeout=5).json()
-        entry = stats.get("paths", {}).get(ME, {})
-        counts: Counter[str] = Counter({k: int(v) for k, v in entry.get("statuses", {}).items()})
-        counts["count"] = int(entry.get("count", 0))
-        return counts
-
-    def faults(self, **faults: Any) -> None:
-        """Replace the faults (``PUT``); no arguments clears them (``DELETE``)."""
-        if faults:
-            self.http.put(f"{self.base}/__standin/faults", json=faults, timeout=5).raise_for_status()
-        else:
-            self.http.delete(f"{self.base}/__standin/faults", timeout=5).raise_for_status()
-
-    def reset_rate_limit(self) -> None:
-        """Every client's rate-limit counter back to 0."""
-        self.http.post(f"{self.base}/__standin/rate-limit/reset", timeout=5).raise_for_status()
-
-    def healthy(self) -> bool:
-        """``GET /health`` answers 200."""
-        try:
-            return self.http.get(f"{self.base}/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+    The stand-in signs ``{userId, email, ..., iat, exp}`` only, so two tokens minted in the same second with
+    the same lifetime are byte-identical (one cache entry): the lifetime is shortened by ``serial % 50`` (the
+    client's serial number), which keeps up to 50 tokens a second distinct.
+    """
+    return standin.mint(DEMO_EMAIL, max(31, expires_in - standin.next_serial() % 50))
 
 
 @contextlib.contextmanager
-def limiter_emptied(standin: Standin, every: float = 0.2) -> Iterator[None]:
+def limiter_emptied(standin: StandinClient, every: float = 0.2) -> Iterator[None]:
     """Empty the stand-in's rate limiter every ``every`` s while the block runs (and once before)."""
     standin.reset_rate_limit()
     stop = threading.Event()
@@ -261,21 +202,13 @@ class Apps:
             return (time.perf_counter() - started) * 1000, 0, None
         return (time.perf_counter() - started) * 1000, answer.status_code, answer
 
-    def metric(self, name: str, labels: str = "") -> float:
-        """Sum of ``name`` samples (optionally those whose label set contains ``labels``) over every host."""
-        pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)$", re.MULTILINE)
-        total = 0.0
-        for url in self.metrics_urls:
-            text = requests.get(url, timeout=10).text
-            for match in pattern.finditer(text):
-                if labels and labels not in (match.group(1) or ""):
-                    continue
-                total += float(match.group(2))
-        return total
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the ``name`` samples whose labels include ``labels``, over every host."""
+        return sum(metric_sum(requests.get(url, timeout=10).text, name, **labels) for url in self.metrics_urls)
 
     def circuit_open_count(self) -> float:
         """``rozitech_remote_auth_verify_failures_total{reason="circuit_open"}`` over every host."""
-        return self.metric("rozitech_remote_auth_verify_failures_total", 'reason="circuit_open"')
+        return self.metric("rozitech_remote_auth_verify_failures_total", reason="circuit_open")
 
 
 def exporter_me_calls(exporter: str) -> float:
@@ -285,11 +218,7 @@ def exporter_me_calls(exporter: str) -> float:
         text = requests.get(f"{exporter}/metrics", timeout=5).text
     except requests.RequestException:
         return 0.0
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("rozitech_auth_probe_responses_total{") and 'endpoint="me"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return metric_sum(text, "rozitech_auth_probe_responses_total", endpoint="me")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,17 +279,17 @@ def throughput(
     return count / wall, latencies, codes
 
 
-def run_throughput(apps: Apps, standin: Standin, args: argparse.Namespace, report: Report) -> None:
+def run_throughput(apps: Apps, standin: StandinClient, args: argparse.Namespace, report: Report) -> None:
     """Rows 1a/1b: cache hit and cache miss throughput."""
     clients = args.clients
-    hit_tokens = standin.mint_unique(clients)
+    hit_tokens = standin.mint_distinct(clients)
     for token in hit_tokens:  # every worker on every host caches each client's token
         for _ in range(12 * len(apps.bases)):
             apps.get(token)
-    before = standin.me_stats()
+    before = standin.path_stats(ME)
     log(f"cache hit: {args.requests} requests, {clients} clients")
     rps, lat, codes = throughput(apps, lambda i: hit_tokens[i % clients], args.requests, clients)
-    calls = standin.me_stats()["count"] - before["count"]
+    calls = standin.path_stats(ME)["count"] - before["count"]
     report.rows.append(
         Row(
             f"1a. throughput, cache hit ({clients} clients, {clients} tokens)",
@@ -372,12 +301,12 @@ def run_throughput(apps: Apps, standin: Standin, args: argparse.Namespace, repor
         )
     )
     log(f"minting {args.requests} tokens for the cache-miss row")
-    miss_tokens = standin.mint_unique(args.requests)
-    before = standin.me_stats()
+    miss_tokens = standin.mint_distinct(args.requests)
+    before = standin.path_stats(ME)
     log(f"cache miss: {args.requests} requests, {clients} clients, a new token each")
     with limiter_emptied(standin):
         rps, lat, codes = throughput(apps, lambda i: miss_tokens[i], args.requests, clients)
-    after = standin.me_stats()
+    after = standin.path_stats(ME)
     report.rows.append(
         Row(
             f"1b. throughput, cache miss ({clients} clients, a new token per request)",
@@ -391,7 +320,7 @@ def run_throughput(apps: Apps, standin: Standin, args: argparse.Namespace, repor
     )
 
 
-def run_mix(apps: Apps, standin: Standin, args: argparse.Namespace, report: Report) -> None:
+def run_mix(apps: Apps, standin: StandinClient, args: argparse.Namespace, report: Report) -> None:
     """Row 2: upstream calls per 1,000 app requests for a realistic token mix."""
     users, seconds, think = args.mix_users, args.mix_seconds, args.mix_think
     lifetime, refresh_at = args.mix_token_ttl, args.mix_refresh_at
@@ -418,7 +347,7 @@ def run_mix(apps: Apps, standin: Standin, args: argparse.Namespace, report: Repo
         nonlocal remints
         local = random.Random(rng.random() + index)  # noqa: S311
         age0 = local.uniform(0, refresh_age)
-        token = standin.mint(int(lifetime - age0))
+        token = mint_near(standin, int(lifetime - age0))
         born = time.monotonic() - age0
         while True:
             time.sleep(local.expovariate(1 / think))
@@ -426,7 +355,7 @@ def run_mix(apps: Apps, standin: Standin, args: argparse.Namespace, report: Repo
             if now - start >= seconds:
                 return
             if now - born >= refresh_age:
-                token = standin.mint(int(lifetime))
+                token = mint_near(standin, int(lifetime))
                 born = now
                 with lock:
                     remints += 1
@@ -435,14 +364,14 @@ def run_mix(apps: Apps, standin: Standin, args: argparse.Namespace, report: Repo
                 events.append((time.monotonic() - start, code))
 
     standin.reset_rate_limit()
-    before, exporter_before = standin.me_stats(), exporter_me_calls(args.exporter)
+    before, exporter_before = standin.path_stats(ME), exporter_me_calls(args.exporter)
     verif_before = apps.metric("rozitech_remote_auth_verify_requests_total")
     # halfway counts, to show the warm half apart from the cold start
     half: dict[str, float] = {}
 
     def halfway() -> None:
         time.sleep(seconds / 2)
-        half["calls"] = standin.me_stats()["count"] - exporter_me_calls(args.exporter)
+        half["calls"] = standin.path_stats(ME)["count"] - exporter_me_calls(args.exporter)
         with lock:
             half["requests"] = len(events)
 
@@ -455,7 +384,7 @@ def run_mix(apps: Apps, standin: Standin, args: argparse.Namespace, report: Repo
             thread.start()
         for thread in threads:
             thread.join(seconds + 60)
-    after, exporter_after = standin.me_stats(), exporter_me_calls(args.exporter)
+    after, exporter_after = standin.path_stats(ME), exporter_me_calls(args.exporter)
     verifications = apps.metric("rozitech_remote_auth_verify_requests_total") - verif_before
     exporter_calls = exporter_after - exporter_before
     calls = after["count"] - before["count"] - exporter_calls
@@ -504,16 +433,16 @@ def run_mix(apps: Apps, standin: Standin, args: argparse.Namespace, report: Repo
     )
 
 
-def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Report, mode: str) -> None:
+def run_down(apps: Apps, standin: StandinClient, args: argparse.Namespace, report: Report, mode: str) -> None:
     """Rows 3a-3d for ``mode`` (``drop``/``stop``): fail fast while the auth server is down, then recovery.
 
     Restores in ``finally``: faults cleared (``drop``) or the stand-in started again (``stop``).
     """
-    cached = standin.mint_unique(1)[0]
-    warm_before = standin.me_stats()["count"]
+    cached = standin.mint_distinct(1)[0]
+    warm_before = standin.path_stats(ME)["count"]
     throughput(apps, lambda _: cached, 40 * len(apps.bases), 4)  # 4 concurrent clients reach every worker
-    holders = standin.me_stats()["count"] - warm_before  # one upstream call per process (or host) caching it
-    tokens = iter(standin.mint_unique(args.down_requests + args.down_steady + 10))
+    holders = standin.path_stats(ME)["count"] - warm_before  # one upstream call per process (or host) caching it
+    tokens = iter(standin.mint_distinct(args.down_requests + args.down_steady + 10))
     attempted: list[float] = []  # requests that reached the transport (breaker closed in that worker)
     early_fast: list[float] = []  # failed fast while other workers' breakers were still closed
     fail_fast: list[float] = []  # the current run of failed-fast requests
@@ -526,14 +455,14 @@ def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Rep
     time_to_open = float("nan")
     standin.reset_rate_limit()
     log(f"auth server down ({mode}): sequential uncached requests until the breakers are open")
-    failed_before = sum(apps.metric("rozitech_remote_auth_verify_failures_total", f'reason="{r}"') for r in TRANSPORT)
+    failed_before = sum(apps.metric("rozitech_remote_auth_verify_failures_total", reason=r) for r in TRANSPORT)
     failed_after = failed_before
     fault_on = time.monotonic()
     try:
         if mode == "drop":
-            standin.faults(drop=True, paths=[ME])
+            standin.set_faults(drop=True, paths=[ME])
         else:
-            docker("exec", STANDIN_CONTAINER, "systemctl", "stop", "auth-standin.service")
+            docker("exec", SANDBOX_STANDIN_CONTAINER, "systemctl", "stop", "auth-standin.service")
         streak = 0
         opened_at = None
         for _ in range(args.down_requests):
@@ -556,9 +485,7 @@ def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Rep
             if streak >= open_streak_needed:
                 break
         time_to_open = (opened_at - fault_on) if opened_at is not None else float("nan")
-        failed_after = sum(
-            apps.metric("rozitech_remote_auth_verify_failures_total", f'reason="{r}"') for r in TRANSPORT
-        )
+        failed_after = sum(apps.metric("rozitech_remote_auth_verify_failures_total", reason=r) for r in TRANSPORT)
         steady = []
         for _ in range(args.down_steady):
             ms, code, answer = apps.get(next(tokens))
@@ -574,9 +501,9 @@ def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Rep
     finally:
         fault_off = time.monotonic()
         if mode == "drop":
-            standin.faults()
+            standin.clear_faults()
         else:
-            docker("exec", STANDIN_CONTAINER, "systemctl", "start", "auth-standin.service", check=False)
+            docker("exec", SANDBOX_STANDIN_CONTAINER, "systemctl", "start", "auth-standin.service", check=False)
             deadline = time.monotonic() + 60
             while not standin.healthy() and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -586,7 +513,7 @@ def run_down(apps: Apps, standin: Standin, args: argparse.Namespace, report: Rep
     good = 0
     deadline = time.monotonic() + args.recovery_limit
     while time.monotonic() < deadline:
-        _, code, _ = apps.get(next(tokens, None) or standin.mint_unique(1)[0])
+        _, code, _ = apps.get(next(tokens, None) or standin.mint_distinct(1)[0])
         good = good + 1 if code == 200 else 0
         if good >= 10:
             recovery_s = time.monotonic() - fault_off
@@ -817,7 +744,7 @@ def main() -> int:
         template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
         metrics_urls = [f"http://{docker('inspect', '-f', template, host)}:9748/metrics" for host, _ in apps_found]
     apps = Apps([url for _, url in apps_found], metrics_urls)
-    standin = Standin(args.standin)
+    standin = StandinClient(args.standin, serial_start=random.randint(10_000, 20_000))  # noqa: S311
     if not standin.healthy():
         raise SystemExit(f"the stand-in does not answer at {args.standin}/health: run make demo first")
     for _, url in apps_found:
@@ -843,7 +770,7 @@ def main() -> int:
     finally:
         # never leave a fault behind, whatever happened above
         with contextlib.suppress(requests.RequestException):
-            standin.faults()
+            standin.clear_faults()
         with contextlib.suppress(requests.RequestException):
             standin.reset_rate_limit()
     report.load_after = loadavg()

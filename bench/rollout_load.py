@@ -44,6 +44,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "standins"))
+from standin_harness import SANDBOX_APP_CONTAINERS, SANDBOX_APP_URLS  # the sandbox's addresses
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 DEFAULT_PATHS = ["/api/auth/verify"]
@@ -222,7 +225,7 @@ def phases(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the app host's nginx (default: app1's port)")
+    parser.add_argument("--url", default=SANDBOX_APP_URLS[0], help="the app host's nginx (default: app1's port)")
     parser.add_argument("--path", action="append", help=f"URL path to load (repeatable; default {DEFAULT_PATHS})")
     parser.add_argument("--threads", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s (default 30)")
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     watch.add_argument("--quiet", action="store_true", help="only the log file gets the command's output")
     watch.add_argument("command", nargs=argparse.REMAINDER)
     parser.add_argument("--inventory", default="inventory/sandbox")
-    parser.add_argument("--host", default="rozitech-sandbox-app1", help="inventory host behind --url")
+    parser.add_argument("--host", default=SANDBOX_APP_CONTAINERS[0], help="inventory host behind --url")
     parser.add_argument("--phases", default="rollout,rerun,restore,rollback,rollback-all,first-rollout")
     parser.add_argument("--cache-ttl", type=int, default=302, help="the changed setting of the rollout phase")
     parser.add_argument("--restore-args", default=RESTORE_ARGS, help="extra vars of a release whose gate fails")

@@ -1,6 +1,6 @@
 """A base settings module shaped like the target app's ``config.settings.quickstart``.
 
-It hard-codes ``REST_FRAMEWORK`` (simplejwt + session) and does not read ``.env`` (DESIGN §3).
+It hard-codes ``REST_FRAMEWORK`` (simplejwt + session) and does not read ``.env`` (R3 in docs/architecture.md).
 """
 
 import os

@@ -1,7 +1,7 @@
 """Test support: a real local HTTP auth-server stand-in, token maker, a failing cache backend.
 
 The stand-in is a ``ThreadingHTTPServer`` on 127.0.0.1 speaking HTTP/1.1 (keep-alive), serving
-``GET /api/auth/me`` like the auth server (DESIGN §3): it verifies HS256 tokens with its own
+``GET /api/auth/me`` like the auth server (R1 in docs/architecture.md): it verifies HS256 tokens with its own
 secret and answers the wrapped or the bare form.  Tests can replace the behaviour per request
 (``upstream.behaviour = fn``) to produce 401/403/429/5xx, hangs, drips and resets.
 """

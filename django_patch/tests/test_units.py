@@ -209,7 +209,7 @@ def test_retry_after_forms():
     assert parse_retry_after(both, now=now) == 30
 
 
-# -- identity (DESIGN §3 response forms) --------------------------------------------------------
+# -- identity (R1 response forms) ----------------------------------------------------------------
 
 USER = {"id": 7, "email": "a@example.com", "firstName": "A", "lastName": "B"}
 

@@ -1,4 +1,4 @@
-"""Views shaped like the target app's (DESIGN §3): defaults, both orders, and a pinned view."""
+"""Views shaped like the target app's (R3 in docs/architecture.md): defaults, both orders, and a pinned view."""
 
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response

@@ -6,9 +6,10 @@ the real rate limit exhausted; scrape duration and resident memory.
 
     .venv/bin/python monitoring/exporter/bench_side_by_side.py [--target URL --control URL]
 
-Without ``--target`` it starts the stand-in itself (``node tests/standins/auth_server/server.js``, fault
-control on, limit 150 per 15 min). ``--target`` points both exporters at another base URL (e.g. the sandbox
-proxy); ``--control`` is where that stand-in's ``/__standin`` API answers (default: the target).
+Without ``--target`` it starts the stand-in itself (``node tests/standins/auth_server/server.js`` through the
+repository's stand-in harness ``tests/standins/standin_harness.py``, fault control on, limit 150 per 15 min).
+``--target`` points both exporters at another base URL (e.g. the sandbox proxy); ``--control`` is where that
+stand-in's ``/__standin`` API answers (default: the target).
 Needs ``prometheus-blackbox-exporter`` and ``node`` on PATH.
 """
 
@@ -17,9 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,17 +29,12 @@ from pathlib import Path
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "standins"))
+from standin_harness import StandinClient, free_port, launch, metric_values
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-STANDIN = REPO / "tests" / "standins" / "auth_server"
 INTERVAL = 2.0
 P = "rozitech_auth_probe_"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 15) -> None:
@@ -75,11 +69,11 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def sample(text: str, name: str, labels: str = "") -> str:
-    match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
-    if not match:
+def sample(text: str, name: str, **labels: str) -> str:
+    """The sample ``name`` with exactly ``labels`` (``prometheus_client.parser``), formatted; ``-`` if absent."""
+    value = metric_values(text).get((name, tuple(sorted(labels.items()))))
+    if value is None:
         return "-"
-    value = float(match.group(1))
     return f"{value:.3f}" if value != int(value) else str(int(value))
 
 
@@ -95,17 +89,8 @@ def main() -> int:
         if args.target:
             target = args.target.rstrip("/")
         else:
-            port = free_port()
-            stack.enter_context(
-                process(
-                    ["node", "server.js"],
-                    {"HOST": "127.0.0.1", "PORT": str(port), "STANDIN_FAULT_CONTROL": "1"},
-                    cwd=STANDIN,
-                )
-            )
-            target = f"http://127.0.0.1:{port}"
-            wait_http(f"{target}/health")
-        control = (args.control or target).rstrip("/") + "/__standin"
+            target = stack.enter_context(launch({"STANDIN_FAULT_CONTROL": "1"}, inherit_env=True)).base_url
+        standin = StandinClient(args.control or target)
 
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         (tmp / "blackbox.yml").write_text(
@@ -143,11 +128,11 @@ def main() -> int:
 
         def faults(body: dict | None) -> None:
             if body is None:
-                requests.delete(f"{control}/faults", timeout=5)
+                standin.clear_faults()
             else:
-                requests.put(f"{control}/faults", json=body, timeout=5)
+                standin.set_faults(**body)
 
-        requests.post(f"{control}/rate-limit/reset", timeout=5)
+        standin.reset_rate_limit()
         rows = []
         scenarios = [
             ("up", None, None),
@@ -158,7 +143,7 @@ def main() -> int:
         ]
         for name, fault, special in scenarios:
             faults(None)
-            requests.post(f"{control}/rate-limit/reset", timeout=5)
+            standin.reset_rate_limit()
             if fault:
                 faults(fault)
             if special == "exhaust":
@@ -177,17 +162,17 @@ def main() -> int:
                     sample(bb_text, "probe_success"),
                     sample(bb_text, "probe_http_status_code"),
                     sample(bb_text, "probe_duration_seconds"),
-                    sample(ours_text, f"{P}success", '{probe="health"}'),
-                    sample(ours_text, f"{P}success", '{probe="verify"}'),
+                    sample(ours_text, f"{P}success", probe="health"),
+                    sample(ours_text, f"{P}success", probe="verify"),
                     sample(ours_text, f"{P}health_http_status_code"),
-                    sample(ours_text, f"{P}duration_seconds", '{probe="verify"}'),
+                    sample(ours_text, f"{P}duration_seconds", probe="verify"),
                     sample(ours_text, f"{P}ratelimit_remaining"),
-                    sample(ours_text, f"{P}backoff_seconds", '{probe="verify"}'),
+                    sample(ours_text, f"{P}backoff_seconds", probe="verify"),
                     f"{bb_scrape * 1000:.0f}",
                 )
             )
         faults(None)
-        requests.post(f"{control}/rate-limit/reset", timeout=5)
+        standin.reset_rate_limit()
         time.sleep(INTERVAL)
         bb_times, ours_times = [], []
         for _ in range(20):
@@ -198,7 +183,7 @@ def main() -> int:
             requests.get(ours_url, timeout=10)
             ours_times.append(time.perf_counter() - start)
         bb_rss, ours_rss = rss_mib(bb.pid), rss_mib(ours.pid)
-        stats = requests.get(f"{control}/stats", timeout=5).json()
+        stats = standin.stats()
 
     print(f"Target {target}; our probe interval {INTERVAL:g} s; blackbox probes on every scrape.\n")
     print(

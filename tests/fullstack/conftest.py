@@ -5,12 +5,12 @@ control API on), nginx + TLS for auth.rozitech.test (127.0.0.1:8443), two SaaS A
 127.0.0.1:8081) sharing one Redis, and on this machine's Docker engine the auth probe exporter
 (127.0.0.1:9747), Prometheus (127.0.0.1:9090), Alertmanager (127.0.0.1:9093) and the alert sink, the webhook
 receiver Alertmanager delivers to (127.0.0.1:9095, tests/sandbox/alert_sink). Everything here talks to those
-ports or to `docker`. Tokens are never printed.
+ports or to `docker`. The stand-in is driven through the one harness, tests/standins/standin_harness.py
+(`Sandbox.standin`); `Sandbox` keeps its own method names for the fault matrix. Tokens are never printed.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import time
@@ -21,15 +21,21 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
+from standin_harness import (
+    DEMO_EMAIL,
+    SANDBOX_APP_CONTAINERS,
+    SANDBOX_APP_URLS,
+    SANDBOX_AUTH_URL,
+    SANDBOX_STANDIN_CONTAINER,
+    StandinClient,
+    metric_values,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-AUTH = os.environ.get("SANDBOX_AUTH_URL", "http://127.0.0.1:4000")
-APPS = tuple(os.environ.get("SANDBOX_APP_URLS", "http://127.0.0.1:8080,http://127.0.0.1:8081").split(","))
+AUTH = SANDBOX_AUTH_URL
+APPS = SANDBOX_APP_URLS
 # The containers behind APPS, in the same order: their private metrics listeners (remote_auth_metrics_listen).
-APP_CONTAINERS = tuple(
-    os.environ.get("SANDBOX_APP_CONTAINERS", "rozitech-sandbox-app1,rozitech-sandbox-app2").split(",")
-)
+APP_CONTAINERS = SANDBOX_APP_CONTAINERS
 METRICS_PORT = 9748
 # A page of the app that needs no token (the fixture, like the real app, has no /health/).
 PUBLIC_PAGE = "/api/home/"
@@ -40,14 +46,13 @@ ALERT_SINK = os.environ.get("SANDBOX_ALERT_SINK_URL", "http://127.0.0.1:9095")
 PROXY = ("127.0.0.1", int(os.environ.get("SANDBOX_PROXY_PORT", "8443")))
 AUTH_DOMAIN = "auth.rozitech.test"
 SANDBOX_CA = ROOT / ".cache" / "sandbox-pki"
-EMAIL = "demo@rozitech.test"
+EMAIL = DEMO_EMAIL
 # The rollout's defaults (roles/remote_auth/defaults/main.yml), which the sandbox keeps.
 READ_TIMEOUT = 5.0
 TOTAL_DEADLINE = 8.0
 BREAKER_RESET = 30.0
 
 T = TypeVar("T")
-_serial = itertools.count(1)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 2.0) -> T:
@@ -87,42 +92,38 @@ class Sandbox:
     """Calls into the sandbox; ``faults`` remembers what a test changed so teardown can undo it."""
 
     session: requests.Session = field(default_factory=requests.Session)
+    standin: StandinClient = field(default_factory=lambda: StandinClient(AUTH))
     _metrics_urls: dict[str, str] = field(default_factory=dict)
 
-    # -- the auth server stand-in --------------------------------------------------------------
+    # -- the auth server stand-in (tests/standins/standin_harness.py) ---------------------------
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, f"{AUTH}/__standin{path}", timeout=10, **kwargs)
+        """``/__standin<path>`` (``kwargs`` as for ``requests``): the answer's JSON; raises on an error status."""
+        response = self.standin.control(method, path, **kwargs)
         response.raise_for_status()
         return response.json()
 
     def mint(self, count: int = 1) -> list[str]:
         """Fresh access tokens for the demo user, each distinct (its own ``expiresIn``)."""
-        return [
-            self.control("POST", "/tokens", json={"email": EMAIL, "expiresIn": 3600 + next(_serial)})["accessToken"]
-            for _ in range(count)
-        ]
+        return self.standin.mint_distinct(count, email=EMAIL)
 
     def me_calls(self) -> int:
         """``GET /api/auth/me`` requests the app hosts made (not the exporter's), from the request log."""
-        log = self.control("GET", "/requests")["requests"]
         return sum(
             1
-            for entry in log
+            for entry in self.standin.requests_log()
             if entry["path"] == "/api/auth/me"
             and str(entry.get("headers", {}).get("user-agent", "")).startswith("rozitech-remote-auth/")
         )
 
     def set_faults(self, **faults: Any) -> None:
-        self.control("PUT", "/faults", json=faults)
+        self.standin.set_faults(**faults)
 
     def clear(self) -> None:
         """No faults, a fresh rate-limit window for every client, an empty request log."""
-        self.control("DELETE", "/faults")
-        self.control("POST", "/rate-limit/reset")
-        self.control("DELETE", "/requests")
+        self.standin.clear()
 
     def standin_service(self, action: str) -> None:
-        docker("exec", "rozitech-sandbox-auth", "systemctl", action, "auth-standin.service")
+        docker("exec", SANDBOX_STANDIN_CONTAINER, "systemctl", action, "auth-standin.service")
 
     # -- the app hosts -------------------------------------------------------------------------
     def get(self, app: str, path: str, token: str | None = None, timeout: float = 60) -> Answer:
@@ -148,12 +149,7 @@ class Sandbox:
         return self._metrics_urls[app]
 
     def app_metrics(self, app: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = requests.get(self.metrics_url(app), timeout=10).text
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+        return metric_values(requests.get(self.metrics_url(app), timeout=10).text)
 
     def app_metric(self, app: str, name: str, reduce: Callable[[list[float]], float] = sum, **labels: str) -> float:
         """``reduce`` over the samples of ``name`` whose labels include ``labels`` (0 when none)."""

@@ -1,156 +1,48 @@
 """Behaviour of the auth server stand-in (tests/standins/auth_server), run as a real Node process.
 
-Covers the §3 contract (shapes, 401/403, refresh rotation, rate limit headers) and the test-only control
-API (faults, request log, mailbox, token minting). See tests/standins/auth_server/README.md.
+Covers the auth server contract (R1 in docs/architecture.md: shapes, 401/403, refresh rotation, rate limit
+headers) and the test-only control API (faults, request log, mailbox, token minting), through the harness
+tests/standins/standin_harness.py. See tests/standins/auth_server/README.md.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 import requests
+from standin_harness import (
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    STANDIN_DIR,
+    TEST_JWT_SECRET,
+    LocalStandin,
+    require_node,
+)
+from standin_harness import launch as start_standin
 
-AUTH_SERVER_DIR = Path(__file__).resolve().parent / "auth_server"
-TEST_JWT_SECRET = "standin-test-secret-0123456789abcdef"
-DEMO_EMAIL = "demo@rozitech.test"
 UNVERIFIED_EMAIL = "unverified@rozitech.test"
-DEMO_PASSWORD = "Demo-Passw0rd!"
-START_TIMEOUT_S = 15.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class StandIn:
-    """A running stand-in process: its base URL, a requests session, and control-API helpers."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.proc = proc
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self.http = requests.Session()
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
-
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        timeout = kw.pop("timeout", 10)
-        return self.http.get(self.url(path), timeout=timeout, **kw)
-
-    def post(self, path: str, **kw: Any) -> requests.Response:
-        timeout = kw.pop("timeout", 10)
-        return self.http.post(self.url(path), timeout=timeout, **kw)
-
-    def control(self, method: str, path: str, **kw: Any) -> requests.Response:
-        """Call ``/__standin<path>`` (fresh connection: never affected by a dropped keep-alive socket)."""
-        timeout = kw.pop("timeout", 10)
-        return requests.request(method, self.url(f"/__standin{path}"), timeout=timeout, **kw)
-
-    def reset(self) -> None:
-        """Clear faults, rate-limit counters, request log and mailbox; back to the wrapped shape."""
-        for method, path, body in (
-            ("DELETE", "/faults", None),
-            ("POST", "/rate-limit/reset", None),
-            ("DELETE", "/requests", None),
-            ("DELETE", "/mailbox", None),
-            ("PUT", "/config", {"responseShape": "wrapped"}),
-        ):
-            r = self.control(method, path, json=body)
-            assert r.status_code == 200, (path, r.status_code, r.text)
-        self.http.close()
-        self.http = requests.Session()
-
-    def login(self, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> requests.Response:
-        return self.post("/api/auth/login", json={"email": email, "password": password})
-
-    def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-
-def _require_node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: the auth stand-in needs Node.js >= 18 (apt-get install nodejs npm)")
-    if not (AUTH_SERVER_DIR / "node_modules" / "express-rate-limit").is_dir():
-        pytest.fail(f"the auth stand-in has no node_modules: run `npm ci` in {AUTH_SERVER_DIR}")
-    return node
-
-
-@contextlib.contextmanager
-def start_standin(env: dict[str, str] | None = None) -> Iterator[StandIn]:
-    """Start a stand-in with ``env`` overrides on a free loopback port; stop it (SIGTERM) on exit."""
-    node = _require_node()
-    port = _free_port()
-    full_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "JWT_SECRET": TEST_JWT_SECRET,
-        **(env or {}),
-    }
-    fd, name = tempfile.mkstemp(prefix="auth-standin-", suffix=".log")
-    log_path = Path(name)
-    with os.fdopen(fd, "wb") as log:
-        proc = subprocess.Popen(
-            [node, "server.js"], cwd=AUTH_SERVER_DIR, env=full_env, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = StandIn(proc, port, log_path)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"auth stand-in exited with {proc.returncode}:\n{server.output()}")
-            try:
-                if requests.get(server.url("/health"), timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"auth stand-in did not answer /health within {START_TIMEOUT_S}s:\n{server.output()}")
-            time.sleep(0.05)
-        yield server
-    finally:
-        server.http.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
+def standin() -> Iterator[LocalStandin]:
     """Wrapped shape, draft-6 + legacy headers, limit 20 per window, fault control on, trust proxy off."""
     with start_standin({"RATE_LIMIT_MAX": "20", "STANDIN_FAULT_CONTROL": "1"}) as server:
         yield server
 
 
 @pytest.fixture()
-def auth(standin: StandIn) -> StandIn:
+def auth(standin: LocalStandin) -> LocalStandin:
     """The module's stand-in, reset to a clean state before the test."""
     standin.reset()
     return standin
@@ -168,7 +60,7 @@ def claims(token: str) -> dict[str, Any]:
     return jwt.decode(token, TEST_JWT_SECRET, algorithms=["HS256"], issuer="rozitech-auth")
 
 
-def login_tokens(auth: StandIn, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> dict[str, Any]:
+def login_tokens(auth: LocalStandin, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> dict[str, Any]:
     r = auth.login(email, password)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -186,7 +78,7 @@ def assert_error(r: requests.Response, status: int, code: str) -> None:
 # ------------------------------------------------------------------------------------------------------
 # health, login, me
 # ------------------------------------------------------------------------------------------------------
-def test_health_answers_json(auth: StandIn) -> None:
+def test_health_answers_json(auth: LocalStandin) -> None:
     r = auth.get("/health")
     assert r.status_code == 200
     body = r.json()
@@ -196,7 +88,7 @@ def test_health_answers_json(auth: StandIn) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
 
 
-def test_login_and_me_wrapped(auth: StandIn) -> None:
+def test_login_and_me_wrapped(auth: LocalStandin) -> None:
     r = auth.login("Demo@Rozitech.TEST", DEMO_PASSWORD)  # email is case-insensitive
     assert r.status_code == 200
     body = r.json()
@@ -240,7 +132,7 @@ def test_login_and_me_wrapped(auth: StandIn) -> None:
     assert isinstance(me_body["data"]["licenses"], dict)
 
 
-def test_login_and_me_bare(auth: StandIn) -> None:
+def test_login_and_me_bare(auth: LocalStandin) -> None:
     r = auth.control("PUT", "/config", json={"responseShape": "bare"})
     assert r.status_code == 200 and r.json()["responseShape"] == "bare"
     body = auth.login().json()
@@ -266,7 +158,7 @@ def test_bare_shape_from_environment() -> None:
         assert "success" not in body and "accessToken" in body
 
 
-def test_me_rejections(auth: StandIn) -> None:
+def test_me_rejections(auth: LocalStandin) -> None:
     tokens = login_tokens(auth)
     assert_error(auth.get(ME), 401, "NO_TOKEN")
     assert_error(auth.get(ME, headers={"Authorization": f"Token {tokens['accessToken']}"}), 401, "NO_TOKEN")
@@ -296,13 +188,13 @@ def claims_unverified(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def test_unverified_account_is_403(auth: StandIn) -> None:
+def test_unverified_account_is_403(auth: LocalStandin) -> None:
     tokens = login_tokens(auth, UNVERIFIED_EMAIL)
     assert tokens["user"]["emailVerified"] is False
     assert_error(auth.get(ME, headers=bearer(tokens["accessToken"])), 403, "EMAIL_NOT_VERIFIED")
 
 
-def test_bad_credentials(auth: StandIn) -> None:
+def test_bad_credentials(auth: LocalStandin) -> None:
     assert_error(auth.login(DEMO_EMAIL, "wrong-password"), 401, "INVALID_CREDENTIALS")
     assert_error(auth.login("nobody@rozitech.test", DEMO_PASSWORD), 401, "INVALID_CREDENTIALS")
     assert_error(auth.post("/api/auth/login", json={"email": DEMO_EMAIL}), 400, "VALIDATION_ERROR")
@@ -313,7 +205,7 @@ def test_bad_credentials(auth: StandIn) -> None:
 # ------------------------------------------------------------------------------------------------------
 # refresh, logout, signup, verify, reset
 # ------------------------------------------------------------------------------------------------------
-def test_refresh_rotates_and_revokes(auth: StandIn) -> None:
+def test_refresh_rotates_and_revokes(auth: LocalStandin) -> None:
     first = login_tokens(auth)
     r = auth.post("/api/auth/refresh", json={"refreshToken": first["refreshToken"]})
     assert r.status_code == 200
@@ -336,7 +228,7 @@ def test_refresh_rotates_and_revokes(auth: StandIn) -> None:
     assert_error(auth.post("/api/auth/refresh", json={"refreshToken": second["refreshToken"]}), 401, "TOKEN_REVOKED")
 
 
-def test_signup_mailbox_and_verify_email(auth: StandIn) -> None:
+def test_signup_mailbox_and_verify_email(auth: LocalStandin) -> None:
     email = f"New.User.{uuid.uuid4().hex[:8]}@Rozitech.test"
     r = auth.post(
         "/api/auth/signup",
@@ -396,14 +288,14 @@ def test_forgot_and_reset_password() -> None:
 # ------------------------------------------------------------------------------------------------------
 # rate limit
 # ------------------------------------------------------------------------------------------------------
-def exhaust(server: StandIn, limit: int, **kw: Any) -> requests.Response:
+def exhaust(server: LocalStandin, limit: int, **kw: Any) -> requests.Response:
     for i in range(limit):
         r = server.get(ME, **kw)
         assert r.status_code == 401, (i, r.status_code)
     return server.get(ME, **kw)
 
 
-def test_rate_limit_draft6_and_legacy_headers(auth: StandIn) -> None:
+def test_rate_limit_draft6_and_legacy_headers(auth: LocalStandin) -> None:
     first = auth.get(ME)
     assert first.headers["RateLimit-Limit"] == "20"
     assert first.headers["RateLimit-Remaining"] == "19"
@@ -488,13 +380,13 @@ def test_rate_limit_draft8() -> None:
 # ------------------------------------------------------------------------------------------------------
 # faults
 # ------------------------------------------------------------------------------------------------------
-def put_faults(auth: StandIn, **faults: Any) -> dict[str, Any]:
+def put_faults(auth: LocalStandin, **faults: Any) -> dict[str, Any]:
     r = auth.control("PUT", "/faults", json=faults)
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def test_fault_latency(auth: StandIn) -> None:
+def test_fault_latency(auth: LocalStandin) -> None:
     assert put_faults(auth, latencyMs=400)["active"] is True
     t0 = time.monotonic()
     r = auth.get("/health")
@@ -507,7 +399,7 @@ def test_fault_latency(auth: StandIn) -> None:
     assert time.monotonic() - t0 < 0.3
 
 
-def test_fault_forced_status_with_retry_after(auth: StandIn) -> None:
+def test_fault_forced_status_with_retry_after(auth: LocalStandin) -> None:
     put_faults(auth, status=503, retryAfter=7)
     r = auth.get(ME)
     assert r.status_code == 503
@@ -529,7 +421,7 @@ def test_fault_forced_status_with_retry_after(auth: StandIn) -> None:
     assert r.json()["code"] == "RATE_LIMITED"
 
 
-def test_fault_drop(auth: StandIn) -> None:
+def test_fault_drop(auth: LocalStandin) -> None:
     put_faults(auth, drop=True)
     with pytest.raises(requests.ConnectionError):
         requests.get(auth.url("/health"), timeout=5)
@@ -541,7 +433,7 @@ def test_fault_drop(auth: StandIn) -> None:
     assert entries[1]["dropped"] is False and entries[1]["status"] == 200
 
 
-def test_fault_drip(auth: StandIn) -> None:
+def test_fault_drip(auth: LocalStandin) -> None:
     put_faults(auth, dripIntervalMs=5, paths=["/health"])
     t0 = time.monotonic()
     r = auth.get("/health")
@@ -555,7 +447,7 @@ def test_fault_drip(auth: StandIn) -> None:
         auth.get("/health", timeout=(1, 0.1))
 
 
-def test_fault_paths_and_times(auth: StandIn) -> None:
+def test_fault_paths_and_times(auth: LocalStandin) -> None:
     put_faults(auth, status=500, paths=["/api/auth/me"])
     assert auth.get(ME).status_code == 500
     assert auth.get("/health").status_code == 200
@@ -567,7 +459,7 @@ def test_fault_paths_and_times(auth: StandIn) -> None:
     assert auth.control("GET", "/faults").json()["active"] is False
 
 
-def test_fault_validation_and_clear(auth: StandIn) -> None:
+def test_fault_validation_and_clear(auth: LocalStandin) -> None:
     for bad in ({"status": 42}, {"latencyMs": -1}, {"drop": "yes"}, {"paths": ["health"]}, {"bogus": 1}):
         r = auth.control("PUT", "/faults", json=bad)
         assert_error(r, 400, "VALIDATION_ERROR")
@@ -580,7 +472,7 @@ def test_fault_validation_and_clear(auth: StandIn) -> None:
 # ------------------------------------------------------------------------------------------------------
 # request log, stats, logging hygiene
 # ------------------------------------------------------------------------------------------------------
-def test_request_log_and_stats(auth: StandIn) -> None:
+def test_request_log_and_stats(auth: LocalStandin) -> None:
     tokens = login_tokens(auth)
     auth.get(
         ME,
@@ -622,7 +514,7 @@ def test_request_log_and_stats(auth: StandIn) -> None:
     assert auth.control("GET", "/stats").json()["total"] == 0
 
 
-def test_stdout_log_has_no_secrets(auth: StandIn) -> None:
+def test_stdout_log_has_no_secrets(auth: LocalStandin) -> None:
     tokens = login_tokens(auth)
     auth.get(ME, headers=bearer(tokens["accessToken"]))
     auth.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
@@ -672,8 +564,8 @@ def test_sigterm_finishes_in_flight_request() -> None:
 
 def test_bad_configuration_exits_2() -> None:
     proc = subprocess.run(
-        [_require_node(), "server.js"],
-        cwd=AUTH_SERVER_DIR,
+        [require_node(), "server.js"],
+        cwd=STANDIN_DIR,
         env={"RATE_LIMIT_HEADERS": "draft-9", "PORT": "0"},
         capture_output=True,
         text=True,

@@ -1,13 +1,14 @@
 """DRF authentication against the central auth server: :class:`RemoteJWTAuthentication`.
 
 Request header: ``Authorization: Bearer <token>`` (RFC 6750 §2.1, scheme case-insensitive).
-Identity source: ``GET {AUTH_SERVICE_URL}/api/auth/me`` (DESIGN §3), via :mod:`.verify`.
+Identity source: ``GET {AUTH_SERVICE_URL}/api/auth/me`` (R1 in
+docs/architecture.md), via :mod:`.verify`.
 
 ``authenticate(request)`` returns
 
 * ``None`` when there is no Bearer header, another scheme (``Basic ...``) or a token this class
   does not own (a simplejwt token: ``token_type`` claim; another ``iss`` than
-  ``AUTH_SERVICE_ISSUER``), so that the next authentication class runs (DESIGN §4.5);
+  ``AUTH_SERVICE_ISSUER``), so that the next authentication class runs (R4);
 * ``(user, RemoteAuth)`` for a verified token: ``user`` is the synced local Django user,
   :class:`~.identity.RemoteAuth` carries the remote id, e-mail and organization.
 

@@ -1,7 +1,7 @@
 """Bridge for views that pin ``authentication_classes = [JWTAuthentication]`` (simplejwt).
 
 Such views never consult ``DEFAULT_AUTHENTICATION_CLASSES``, so the remote class would not reach
-them (DESIGN §3).  :func:`install` replaces
+them (R3 in docs/architecture.md).  :func:`install` replaces
 ``rest_framework_simplejwt.authentication.JWTAuthentication.authenticate`` with a wrapper that
 
 1. lets :class:`~.authentication.RemoteJWTAuthentication` handle the request first; it returns

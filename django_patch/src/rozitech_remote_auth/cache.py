@@ -1,4 +1,5 @@
-"""Identity cache on Django's cache framework; a cache outage is a miss (DESIGN §4.1, §4.6).
+"""Identity cache on Django's cache framework; a cache outage is a miss (R5, R13 in
+docs/architecture.md).
 
 Keys: :func:`rozitech_remote_auth.tokens.cache_key` (sha256 of the whole token).  Values (plain
 dicts, picklable by every backend)::
@@ -52,7 +53,7 @@ def cache_get(alias: str, key: str) -> dict[str, Any] | None:
         return None
     try:
         value = caches[alias].get(key)
-    except Exception as exc:  # any backend error is a miss (DESIGN §4.6)
+    except Exception as exc:  # any backend error is a miss (R13)
         _backend_failed("read", exc)
         return None
     if not isinstance(value, dict) or value.get("v") != VALUE_VERSION:

@@ -1,4 +1,4 @@
-"""Django system checks for the remote-auth settings (DESIGN §4.8).
+"""Django system checks for the remote-auth settings (R15 in docs/architecture.md).
 
 Run by ``manage.py check`` (and ``check --deploy`` for the deploy-only ones).
 

@@ -1,6 +1,6 @@
 """DRF exceptions raised by :class:`~rozitech_remote_auth.authentication.RemoteJWTAuthentication`.
 
-Status mapping (DESIGN §4.2): upstream 401 and malformed Bearer credentials are DRF's
+Status mapping (R6 in docs/architecture.md): upstream 401 and malformed Bearer credentials are DRF's
 ``AuthenticationFailed`` (401 with ``WWW-Authenticate: Bearer realm="api"``, RFC 6750 §3);
 upstream 403 is ``PermissionDenied`` (403); everything that is the auth server's trouble
 (outage, timeout, 5xx, open circuit, upstream 429) is :class:`AuthServiceUnavailable`: 503 with

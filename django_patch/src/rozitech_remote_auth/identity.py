@@ -1,7 +1,7 @@
 """The remote identity: parsed from ``GET /api/auth/me`` and carried as ``request.auth``.
 
-Source: DESIGN §3 (auth server contract).  ``GET {AUTH_SERVICE_URL}/api/auth/me`` answers 200 with
-either the wrapped form::
+Source: R1 in docs/architecture.md (identity contract).  ``GET {AUTH_SERVICE_URL}/api/auth/me``
+answers 200 with either the wrapped form::
 
     {"success": true,
      "data": {"user": {"id", "email", "firstName", "lastName", ...},

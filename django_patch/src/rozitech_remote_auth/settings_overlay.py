@@ -1,6 +1,6 @@
 """Settings overlay: ``DJANGO_SETTINGS_MODULE=rozitech_remote_auth.settings_overlay``.
 
-Wraps the app's own settings module without editing it (DESIGN §5: additive changes).
+Wraps the app's own settings module without editing it (R16 in docs/architecture.md).
 
 Environment (set by the systemd drop-in):
 

@@ -1,4 +1,5 @@
-"""Single-flight per process (DESIGN §4.4): one call per key at a time, shared by its waiters.
+"""Single-flight per process (R11 in docs/architecture.md): one call per key at a time,
+shared by its waiters.
 
 The first thread to ask for a key (the *leader*) runs the function; threads asking for the same
 key meanwhile wait and receive the leader's result, or its exception re-raised.  Keys are the

@@ -4,7 +4,7 @@ The claims read here are **unverified**: they only decide *routing* (which authe
 handles the token) and *how long* to cache an answer the auth server gave for this exact token.
 Trust comes from the auth server's answer, never from these claims.
 
-Auth-server access tokens (DESIGN §3): HS256 JWTs (RFC 7519) with claims
+Auth-server access tokens (R2 in docs/architecture.md): HS256 JWTs (RFC 7519) with claims
 ``{userId, email, organizationId, type: "access", iss: "rozitech-auth", iat, exp}``.
 simplejwt tokens carry a ``token_type`` claim instead.
 """
@@ -74,7 +74,7 @@ def is_owned(claims: Mapping[str, Any] | None, issuer: str | None) -> bool:
 
 
 def cache_key(token: str) -> str:
-    """``rozitech_remote_auth:v1:<sha256 hex of the whole token>`` (DESIGN §4.1)."""
+    """``rozitech_remote_auth:v1:<sha256 hex of the whole token>`` (R5)."""
     return CACHE_KEY_PREFIX + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 

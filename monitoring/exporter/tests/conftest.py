@@ -6,46 +6,40 @@ The stand-in (tests/standins/auth_server) needs ``node`` and its ``node_modules`
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
+import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rozitech_auth_exporter.config import Config, Credentials
 from rozitech_auth_exporter.probe import Prober
 from rozitech_auth_exporter.state import ProbeState, StateCollector
 
+# the repository's one stand-in harness (tests/standins/standin_harness.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "standins"))
+from standin_harness import LocalStandin, launch
+from standin_harness import free_port as free_port  # re-exported for the tests
+
 REPO = Path(__file__).resolve().parents[3]
-STANDIN_DIR = REPO / "tests" / "standins" / "auth_server"
+JWT_SECRET = "exporter-test-secret-0123456789abcdef"
 DEMO = Credentials(email="demo@rozitech.test", password="Demo-Passw0rd!")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class StandIn:
-    """A running stand-in: base URL and control-API helpers (``/__standin``, fault control on)."""
+    """A running stand-in (fault control on), as these tests use it, over the repository's one stand-in
+    harness (tests/standins/standin_harness.py): base URL and JSON control-API helpers."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.proc, self.port, self.log_path = proc, port, log_path
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, server: LocalStandin) -> None:
+        self.server = server
+        self.proc, self.port, self.url = server.proc, server.port, server.base_url
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
-        r = requests.request(method, f"{self.url}/__standin{path}", json=body, timeout=10)
+        r = self.server.control(method, path, body)
         assert r.status_code in (200, 201), (path, r.status_code, r.text)
         return r.json()
 
@@ -53,63 +47,23 @@ class StandIn:
         self.control("PUT", "/faults", faults)
 
     def reset(self) -> None:
-        self.control("DELETE", "/faults")
-        self.control("POST", "/rate-limit/reset")
-        self.control("DELETE", "/requests")
-        self.control("PUT", "/config", {"responseShape": "wrapped"})
+        self.server.reset()
 
     def stats(self) -> dict[str, Any]:
-        return self.control("GET", "/stats")
+        return self.server.stats()
 
     def count(self, path: str) -> int:
-        return int(self.stats()["paths"].get(path, {}).get("count", 0))
+        return self.server.path_stats(path)["count"]
 
     def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        return self.server.output()
 
 
 @contextlib.contextmanager
 def start_standin(env: dict[str, str] | None = None) -> Iterator[StandIn]:
-    node = shutil.which("node")
-    if node is None or not (STANDIN_DIR / "node_modules" / "express-rate-limit").is_dir():
-        pytest.fail(f"the auth stand-in needs node and `npm ci` in {STANDIN_DIR} (make standin-deps)")
-    port = free_port()
-    full_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "JWT_SECRET": "exporter-test-secret-0123456789abcdef",
-        "STANDIN_FAULT_CONTROL": "1",
-        **(env or {}),
-    }
-    fd, name = tempfile.mkstemp(prefix="auth-standin-", suffix=".log")
-    log_path = Path(name)
-    with os.fdopen(fd, "wb") as log:
-        proc = subprocess.Popen(
-            [node, "server.js"], cwd=STANDIN_DIR, env=full_env, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = StandIn(proc, port, log_path)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"stand-in exited with {proc.returncode}:\n{server.output()}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{server.url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"stand-in did not start:\n{server.output()}")
-            time.sleep(0.05)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log_path.unlink(missing_ok=True)
+    """The stand-in on a free loopback port with fault control on and ``env`` on top (harness ``launch``)."""
+    with launch({"STANDIN_FAULT_CONTROL": "1", **(env or {})}, jwt_secret=JWT_SECRET) as server:
+        yield StandIn(server)
 
 
 @pytest.fixture(scope="session")

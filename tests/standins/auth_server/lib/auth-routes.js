@@ -1,5 +1,5 @@
 'use strict';
-// /api/auth/* : the endpoints of the real auth server that our clients use (DESIGN.md §3).
+// /api/auth/* : the endpoints of the real auth server that our clients use (R1 in docs/architecture.md).
 
 const express = require('express');
 const { sendError, sendOk } = require('./respond');

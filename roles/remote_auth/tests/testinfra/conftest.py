@@ -1,7 +1,7 @@
 """Shared helpers for the testinfra checks of an app host after the remote_auth rollout.
 
-Plain pytest: Molecule's testinfra verifier runs them, and so does
-``pytest --hosts=docker://rozitech-sandbox-app1 tests/testinfra`` against the sandbox.
+Plain pytest: the Molecule scenario's verify.yml runs them, and so does
+``pytest --hosts=docker://rozitech-sandbox-app1 roles/remote_auth/tests/testinfra`` against the sandbox.
 Settings come from the environment, with the sandbox's values as defaults.
 """
 

@@ -2,8 +2,8 @@
 
 Plain pytest-testinfra, run on the proxy host (commands run there, e.g. curl to 127.0.0.1):
 
-    pytest --hosts=docker://rozitech-sandbox-proxy tests/testinfra/auth_proxy/test_auth_proxy.py
-    pytest --connection=ansible --ansible-inventory=<inv> --hosts=auth_proxy tests/testinfra/auth_proxy
+    pytest --hosts=docker://rozitech-sandbox-proxy roles/auth_proxy/tests/testinfra/test_auth_proxy.py
+    pytest --connection=ansible --ansible-inventory=<inv> --hosts=auth_proxy roles/auth_proxy/tests/testinfra
 
 With the ansible backend, hosts outside the ``auth_proxy`` group are skipped (in case another scenario collects this
 file too). Settings come from the environment, with the Molecule ``default`` scenario's values as defaults:
