@@ -178,3 +178,68 @@ def test_the_generated_docs_and_defaults_are_current() -> None:
         [sys.executable, str(ROOT / "tools/role_docs.py"), "--check"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- URLs -----------------------------------------------------------------------------------------------
+
+URL_TASK = PREFLIGHT["Check the auth server variables"]
+REDIS_TASK = next(t for n, t in PREFLIGHT.items() if n.startswith("Check the shared cache URL"))
+
+#: (value, role accepts, patch accepts): the role wants a bare base URL; the patch is more lenient.
+SERVICE_URL_CASES = [
+    ("https://auth.example.com", True, True),
+    ("https://auth.example.com/", True, True),
+    ("http://10.0.0.5:4000", True, True),
+    ("https://auth.example.com:65535", True, True),
+    ("https://auth.example.com:65536", False, False),
+    ("https://auth.example.com:99999", False, False),
+    ("ftp://auth.example.com", False, False),
+    ("https://user:secret@auth.example.com", False, False),
+    ("https://auth.example.com?x=1", False, False),
+    ("https://", False, False),
+    ("not-a-url", False, False),
+    # the role is stricter: a base URL without a path (the client appends /api/auth/me; the patch warns, W004)
+    ("https://auth.example.com/api", False, True),
+    # the role is stricter: host names and IPv4 only
+    ("https://[::1]:4000", False, True),
+]
+
+#: (value, role's assert accepts, patch accepts)
+CACHE_URL_CASES = [
+    ("", True, True),
+    ("redis://redis.internal:6379/0", True, True),
+    ("rediss://:secret@redis.internal:6380/1", True, True),
+    ("unix:///run/redis/redis.sock", True, True),
+    ("http://redis.internal:6379", False, False),
+    ("redis://", False, False),
+    ("redis.internal:6379", False, False),
+    # a bad port passes this assert; preflight's connection check (files/redis_preflight.py, before any change)
+    # refuses it: "the URL cannot be parsed" (tests/unit/test_redis_preflight.py)
+    ("redis://redis.internal:99999/0", True, False),
+]
+
+
+def role_accepts_url(task: dict[str, Any], var: str, value: str) -> bool:
+    engine = templar({var: value})
+    return all(engine.evaluate_conditional(trust_as_template(c)) for c in task["ansible.builtin.assert"]["that"])
+
+
+def patch_accepts_url(key: str, value: str) -> bool:
+    raw = {"AUTH_SERVICE_URL": URL, key: value}
+    try:
+        conf.parse_settings(raw)
+    except conf.RemoteAuthConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("value", "role", "patch"), SERVICE_URL_CASES, ids=[c[0] for c in SERVICE_URL_CASES])
+def test_the_service_url_rules(value: str, role: bool, patch: bool) -> None:
+    assert role_accepts_url(URL_TASK, "remote_auth_service_url", value) is role
+    assert patch_accepts_url("AUTH_SERVICE_URL", value) is patch
+
+
+@pytest.mark.parametrize(("value", "role", "patch"), CACHE_URL_CASES, ids=[c[0] or "empty" for c in CACHE_URL_CASES])
+def test_the_cache_url_rules(value: str, role: bool, patch: bool) -> None:
+    assert role_accepts_url(REDIS_TASK, "remote_auth_cache_url", value) is role
+    assert patch_accepts_url("AUTH_SERVICE_CACHE_URL", value) is patch
