@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR ?= 1
 STANDIN := tests/standins/auth_server
 SANDBOX := -i inventory/sandbox
 
-.PHONY: help venv images standin-deps sslyze-venv monitoring-check demo demo-up demo-rollback demo-down lint unit molecule test fullstack test-full bench bench-rollout bench-fullstack bench-restarts clean
+.PHONY: help venv images standin-deps sslyze-venv monitoring-check docs demo demo-up demo-rollback demo-down lint unit molecule test fullstack test-full bench bench-rollout bench-fullstack bench-restarts clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,7 +58,11 @@ demo-rollback: venv ## One-command rollback on the sandbox, then the proof that 
 demo-down: venv ## Remove the sandbox containers and network
 	ansible-playbook $(SANDBOX) tests/sandbox/down.yml
 
-lint: venv ## ansible-lint (production profile), yamllint, ruff
+docs: venv ## Regenerate the variable tables, remote_auth's .env defaults and the patch's settings table (tools/role_docs.py)
+	$(BIN)/python tools/role_docs.py
+
+lint: venv ## ansible-lint (production profile), yamllint, ruff, generated docs up to date
+	$(BIN)/python tools/role_docs.py --check
 	yamllint -s .
 	ansible-lint --profile production
 	ruff check .

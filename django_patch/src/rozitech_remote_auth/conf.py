@@ -5,33 +5,54 @@ settings overlay (:mod:`rozitech_remote_auth.settings_overlay`) reads the keys f
 environment / ``.env`` file and sets them; a project may also set them directly in its settings.
 Values may be strings (as read from ``.env``) or already typed Python values.
 
-====================================  =========  ================================================
-key                                   default    meaning
-====================================  =========  ================================================
-``AUTH_SERVICE_URL``                  required   auth server base URL, ``https://host[:port]``
-``AUTH_SERVICE_TIMEOUT``              5          read timeout per socket read, s
-``AUTH_SERVICE_CONNECT_TIMEOUT``      3          TCP connect timeout, s
-``AUTH_SERVICE_TOTAL_TIMEOUT``        8          deadline of one verification incl. retry, s
-``AUTH_SERVICE_CACHE_TTL``            300        max s a verified identity is cached (0: off)
-``AUTH_SERVICE_NEGATIVE_CACHE_TTL``   30         s an upstream 401 is remembered (0: off)
-``AUTH_SERVICE_TOKEN_LEEWAY``         30         caching stops this many s before ``exp``
-``AUTH_SERVICE_CACHE_ALIAS``          default    alias in ``CACHES`` for the identity cache
-``AUTH_SERVICE_CACHE_URL``            (empty)    ``redis://``/``rediss://``/``unix://`` URL: a Redis
-                                                 cache shared by every worker and app host, and the
-                                                 circuit breaker's shared state (see below)
-``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT`` 0.5        Redis connect and read timeout, s
-``AUTH_SERVICE_CA_BUNDLE``            (empty)    CA bundle path; empty: requests' default
-``AUTH_SERVICE_RETRY_AFTER``          5          ``Retry-After`` (s) sent with a 503 on outage
-``AUTH_SERVICE_BREAKER_FAIL_MAX``     5          consecutive failures that open the circuit
-``AUTH_SERVICE_BREAKER_RESET_TIMEOUT`` 30        s the circuit stays open before a trial call
-``AUTH_SERVICE_BRIDGE_SIMPLEJWT``     true       bridge views pinned to simplejwt
-``AUTH_SERVICE_ISSUER``               (empty)    expected ``iss``; tokens of others not ours
-``AUTH_SERVICE_LINK_BY_EMAIL``        true       first login may link an existing local user
-                                                 with the same e-mail (else: refused, linked by
-                                                 ``manage.py remote_auth_links link``)
-``AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL`` true  that first linking needs ``emailVerified: true``
-``AUTH_SERVICE_LINK_PRIVILEGED``      false      that first linking may take a staff/superuser
-====================================  =========  ================================================
+Settings, in the order of :data:`SETTING_KEYS` (``make docs`` copies them into README.md's
+Settings table, each with its default from :class:`RemoteAuthSettings`):
+
+``AUTH_SERVICE_URL``
+    base URL of the auth server, ``https://auth.rozitech.com`` (no ``/api``: the client appends
+    ``/api/auth/me``)
+``AUTH_SERVICE_TIMEOUT``
+    read timeout per socket read, seconds
+``AUTH_SERVICE_CONNECT_TIMEOUT``
+    TCP connect timeout, seconds
+``AUTH_SERVICE_TOTAL_TIMEOUT``
+    hard deadline for one verification including the retry, seconds
+``AUTH_SERVICE_CACHE_TTL``
+    longest time a verified identity is cached, seconds (``0``: no caching)
+``AUTH_SERVICE_NEGATIVE_CACHE_TTL``
+    how long an upstream 401 is remembered, seconds (``0``: off)
+``AUTH_SERVICE_TOKEN_LEEWAY``
+    caching stops this many seconds before the token's ``exp``
+``AUTH_SERVICE_CACHE_ALIAS``
+    alias in ``CACHES`` used for the identity cache (Redis shares it across workers and hosts)
+``AUTH_SERVICE_CACHE_URL``
+    ``redis://``, ``rediss://`` or ``unix://`` URL of a Redis shared by every worker and app host:
+    the overlay adds the cache alias ``rozitech_remote_auth`` (Django's built-in ``RedisCache``)
+    and uses it instead of ``AUTH_SERVICE_CACHE_ALIAS``, and the circuit breaker keeps its state
+    there. Needs ``rozitech-remote-auth[redis]``. May hold a password: never logged
+``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT``
+    Redis connect and read timeout, seconds (a Redis outage costs at most this per cache
+    operation)
+``AUTH_SERVICE_CA_BUNDLE``
+    PEM bundle to verify the auth server's TLS certificate; empty: requests' default
+    (``REQUESTS_CA_BUNDLE`` or certifi)
+``AUTH_SERVICE_RETRY_AFTER``
+    ``Retry-After`` seconds sent with a 503 on outage, timeout or open circuit
+``AUTH_SERVICE_BREAKER_FAIL_MAX``
+    consecutive upstream failures that open the circuit
+``AUTH_SERVICE_BREAKER_RESET_TIMEOUT``
+    seconds the circuit stays open before one trial call
+``AUTH_SERVICE_BRIDGE_SIMPLEJWT``
+    route views pinned to simplejwt's ``JWTAuthentication`` through this patch (below)
+``AUTH_SERVICE_ISSUER``
+    expected ``iss`` of auth-server tokens; tokens with another ``iss`` are left to other classes
+``AUTH_SERVICE_LINK_BY_EMAIL``
+    the first login of a remote user may link an existing, unlinked local user with the same
+    e-mail (``false``: refused, linked by ``manage.py remote_auth_links link``)
+``AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL``
+    ... only when the auth server says ``emailVerified: true`` (absent = not verified)
+``AUTH_SERVICE_LINK_PRIVILEGED``
+    ... also when that local user is staff or superuser
 
 Identity linking (:mod:`.users`): a local user is bound to the auth server's stable user id by
 :class:`~.models.IdentityLink`; the three ``AUTH_SERVICE_LINK_*`` keys only govern the *first*
