@@ -1,5 +1,8 @@
 # Copyright: rozitech-auth-rollout contributors. GNU General Public License v3.0+.
-"""Action plugin ``rollout_lineinfile``: ``ansible.builtin.lineinfile``, recording the file first (see rollout_template.py)."""
+"""Action plugin ``rollout_lineinfile``: ``ansible.builtin.lineinfile``, recording the file first.
+
+See rollout_template.py.
+"""
 
 from __future__ import annotations
 

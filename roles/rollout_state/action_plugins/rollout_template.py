@@ -21,7 +21,8 @@ One task does the three steps a role used to write as three tasks:
    A check that fails (e.g. a link whose target a check run cannot see) counts as "would change";
 2. when it would, record the file's state before the change with the ``rollout_state`` module
    (``action: record_file``, once per release: the first record is the state before the release);
-3. run the wrapped module for real, with the task's diff, no_log, notify and register as usual.
+3. when it would, run the wrapped module for real, with the task's diff, no_log, notify and register as usual
+   (when it would not, the check's result is the task's: a rerun that changes nothing runs each module once).
 
 Under ``--check`` only step 3 runs, in check mode: the task shows what would change (and its diff) and
 records nothing. The result is the wrapped module's, plus ``rollout_recorded`` (true when step 2 ran).
@@ -78,6 +79,39 @@ class ActionModule(ActionBase):
         )
         return action.run(task_vars=task_vars)
 
+    def _record(self, path: str, task_vars: dict) -> str | None:
+        """Record ``path`` before the change (rollout_state record_file); an error message, or None."""
+        role = self._task._role.get_name(include_role_fqcn=False) if self._task._role else "unknown"
+        record = self._execute_module(
+            module_name="rollout_state",
+            module_args={
+                "action": "record_file",
+                "state_dir": self._setting(self._task.args, "rollout_state_dir", "rollout_state_dir", task_vars),
+                "release": self._setting(self._task.args, "rollout_release", "rollout_state_release", task_vars),
+                "path": path,
+                "component": self._task.args.get("rollout_component") or role,
+                "sensitive": boolean(self._task.args.get("rollout_sensitive", False), strict=True),
+            },
+            task_vars=task_vars,
+        )
+        if record.get("failed"):
+            return f"could not record {path} before changing it: {record.get('msg')}"
+        return None
+
+    def _make_parent(self, path: str, task_vars: dict) -> str | None:
+        """Create the file's directory after the record (rollout_parent); an error message, or None."""
+        parent = self._task.args.get("rollout_parent")
+        if not parent:
+            return None
+        made = self._execute_module(
+            module_name="ansible.legacy.file",
+            module_args=dict(parent, path=os.path.dirname(path), state="directory"),
+            task_vars=task_vars,
+        )
+        if made.get("failed"):
+            return f"could not create {os.path.dirname(path)}: {made.get('msg')}"
+        return None
+
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
@@ -93,37 +127,17 @@ class ActionModule(ActionBase):
 
         try:
             would = self._run_wrapped(args, task_vars, check_mode=True, diff=False)
-            recorded = False
-            if would.get("changed") or would.get("failed"):
-                role = self._task._role.get_name(include_role_fqcn=False) if self._task._role else "unknown"
-                record = self._execute_module(
-                    module_name="rollout_state",
-                    module_args={
-                        "action": "record_file",
-                        "state_dir": self._setting(self._task.args, "rollout_state_dir", "rollout_state_dir", task_vars),
-                        "release": self._setting(self._task.args, "rollout_release", "rollout_state_release", task_vars),
-                        "path": path,
-                        "component": self._task.args.get("rollout_component") or role,
-                        "sensitive": boolean(self._task.args.get("rollout_sensitive", False), strict=True),
-                    },
-                    task_vars=task_vars,
-                )
-                if record.get("failed"):
-                    result.update(failed=True, msg=f"could not record {path} before changing it: {record.get('msg')}")
-                    return result
-                recorded = True
-            parent = self._task.args.get("rollout_parent")
-            if parent:
-                made = self._execute_module(
-                    module_name="ansible.legacy.file",
-                    module_args=dict(parent, path=os.path.dirname(path), state="directory"),
-                    task_vars=task_vars,
-                )
-                if made.get("failed"):
-                    result.update(failed=True, msg=f"could not create {os.path.dirname(path)}: {made.get('msg')}")
-                    return result
+            if not would.get("changed") and not would.get("failed"):
+                # Nothing to change: the real run would only repeat the check (half the module runs of a rerun).
+                result.update(would)
+                result["rollout_recorded"] = False
+                return result
+            failure = self._record(path, task_vars) or self._make_parent(path, task_vars)
+            if failure:
+                result.update(failed=True, msg=failure)
+                return result
             result.update(self._run_wrapped(args, task_vars, check_mode=False, diff=self._task.diff))
-            result["rollout_recorded"] = recorded
+            result["rollout_recorded"] = True
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
