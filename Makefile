@@ -73,13 +73,14 @@ unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_st
 	cd monitoring/exporter && $(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q tests/unit tests/standins tests/fixtures tests/tls tests/monitoring
 
-molecule: venv images sslyze-venv ## Molecule scenarios: every role's, then rollback
+molecule: venv images sslyze-venv ## Molecule scenarios: every role's, then rollback and soak
 	cd roles/remote_auth && molecule test -s default
 	cd roles/auth_proxy && molecule test -s default
 	cd roles/auth_proxy && molecule test -s tls
 	cd roles/auth_exporter && molecule test -s default
 	cd roles/monitoring_stack && molecule test -s default
 	cd tests && molecule test -s rollback
+	cd tests && molecule test -s soak
 
 test: lint unit molecule ## Lint + unit tests + every Molecule scenario (most of make test-full)
 
