@@ -75,6 +75,7 @@ unit: venv standin-deps ## Python unit tests (django_patch, stand-in, rollout_st
 
 molecule: venv images sslyze-venv ## Molecule scenarios: every role's, then rollback and soak
 	cd roles/remote_auth && molecule test -s default
+	cd roles/redis_cache && molecule test -s default
 	cd roles/auth_proxy && molecule test -s default
 	cd roles/auth_proxy && molecule test -s tls
 	cd roles/auth_exporter && molecule test -s default

@@ -7,7 +7,7 @@
   ``<!-- END variables -->`` markers (a role without a README gets one), from the ``main`` entry point's
   options (type, default, description, and the ``.env`` key for remote_auth's settings);
 * roles/remote_auth/defaults/main.yml: the block between ``# BEGIN .env settings`` and ``# END .env settings``,
-  one variable per ``.env`` key of the table ``_remote_auth_env_keys`` (vars/main.yml), its default and
+  one variable per ``.env`` key of the table ``__remote_auth_env_keys`` (vars/main.yml), its default and
   description from the spec;
 
 and checks, without writing:
@@ -70,7 +70,7 @@ def spec_of(role: str) -> dict[str, Any]:
 
 def env_keys() -> dict[str, dict[str, Any]]:
     """The ``.env`` table of remote_auth: KEY -> {var, check, min?, max?}."""
-    return load_yaml(ROLES / ENV_ROLE / "vars/main.yml")["_remote_auth_env_keys"]
+    return load_yaml(ROLES / ENV_ROLE / "vars/main.yml")["__remote_auth_env_keys"]
 
 
 def description(option: dict[str, Any]) -> str:
@@ -135,7 +135,7 @@ def variable_table(role: str) -> str:
     if env_by_var:
         intro.append(
             "\nThe `.env` key column: the setting of the patch the variable is written to"
-            " (`vars/main.yml` `_remote_auth_env_keys`; the patch's side: `django_patch/README.md`, Settings);"
+            " (`vars/main.yml` `__remote_auth_env_keys`; the patch's side: `django_patch/README.md`, Settings);"
             " keys without a variable are set with `remote_auth_extra_env`."
         )
     parts = [BEGIN_VARS, "".join(intro), "", *lines]

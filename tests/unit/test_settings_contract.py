@@ -1,6 +1,6 @@
 """One contract per setting: the role remote_auth and the patch agree on every .env key the role writes.
 
-The Ansible side: the table ``_remote_auth_env_keys`` (roles/remote_auth/vars/main.yml: key, variable, check),
+The Ansible side: the table ``__remote_auth_env_keys`` (roles/remote_auth/vars/main.yml: key, variable, check),
 the variables' defaults (meta/argument_specs.yml, defaults/main.yml) and preflight.yml's checks of the numbers,
 evaluated here by Ansible's own templating. The patch side: ``conf.parse_settings`` and the system check E003
 (``checks._timeouts``). Every key: the patch reads it, with the role's default; every value: both sides accept
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "django_patch/src"))
 
 from rozitech_remote_auth import checks, conf  # noqa: E402  (django_patch/src, put on the path above)
 
-TABLE: dict[str, dict[str, Any]] = yaml.safe_load((ROLE / "vars/main.yml").read_text())["_remote_auth_env_keys"]
+TABLE: dict[str, dict[str, Any]] = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__remote_auth_env_keys"]
 SPEC = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
 DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
 PREFLIGHT = {task["name"]: task for task in yaml.safe_load((ROLE / "tasks/preflight.yml").read_text())}
