@@ -88,6 +88,8 @@ def _cfg(url: str, cache_url: str, **overrides: Any) -> conf.RemoteAuthSettings:
         "AUTH_SERVICE_TIMEOUT": 1,
         "AUTH_SERVICE_CONNECT_TIMEOUT": 0.5,
         "AUTH_SERVICE_TOTAL_TIMEOUT": 2,
+        # the clients here stand for workers on different hosts: no shared host-local bulkhead
+        "AUTH_SERVICE_BULKHEAD_SLOTS": 0,
     }
     raw.update(overrides)
     return parse_settings(raw)
@@ -359,3 +361,84 @@ def test_a_failing_cache_backend_is_skipped_for_a_while(settings, monkeypatch):
     monkeypatch.setattr(identity_cache, "_skip_until", 0.0)
     assert cache_get("gone", key) is None
     assert len(calls) == 2
+
+
+# -- single-flight across workers and hosts ------------------------------------------------------
+
+
+def _shared_cache(settings: Any, url: str) -> None:
+    settings.AUTH_SERVICE_CACHE_URL = url
+    settings.CACHES = {
+        **settings.CACHES,
+        conf.SHARED_CACHE_ALIAS: conf.shared_cache_config(_cfg("https://a.example", url)),
+    }
+    settings.AUTH_SERVICE_CACHE_ALIAS = conf.SHARED_CACHE_ALIAS
+
+
+def _leaders(count: int, token: str) -> list[Any]:
+    """``count`` per-process leaders at once (each thread stands for one worker on some host:
+    the per-process single-flight is bypassed), all for ``token``."""
+    from rozitech_remote_auth import verify
+    from rozitech_remote_auth.tokens import cache_key
+
+    cfg = conf.get_settings()
+    gate = threading.Barrier(count, timeout=10)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        gate.wait()
+        results[index] = verify._lead(token, None, cache_key(token), cfg)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    return results
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_one_upstream_call_for_one_new_token_over_every_worker_and_host(
+    upstream, flushed, settings
+):
+    from rozitech_remote_auth.verify import Verified
+
+    _shared_cache(settings, flushed)
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0  # the workers stand for several hosts
+    upstream.delay = 0.3
+    results = _leaders(6, make_token("u-1", "a@example.com"))
+    caches[conf.SHARED_CACHE_ALIAS].close()
+    assert upstream.calls == 1
+    assert all(isinstance(r, Verified) for r in results), results
+    assert sum(1 for r in results if not r.cached) == 1  # the leader; 5 read the shared cache
+    assert len({r.user_pk for r in results}) == 1
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_followers_take_the_leaders_503_without_calling(upstream, flushed, settings):
+    from rozitech_remote_auth.verify import Refused
+
+    _shared_cache(settings, flushed)
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0
+    settings.AUTH_SERVICE_BREAKER_FAIL_MAX = 10
+    upstream.delay = 0.3
+    upstream.respond(502)
+    results = _leaders(5, make_token("u-1", "a@example.com"))
+    caches[conf.SHARED_CACHE_ALIAS].close()
+    assert upstream.calls == 1
+    assert [(r.reason, r.retry_after) for r in results if isinstance(r, Refused)] == [
+        ("unavailable", 5)
+    ] * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_single_flight_without_redis_is_per_process(upstream, settings):
+    port = _free_port()  # the shared cache is down: each worker calls for itself
+    _shared_cache(settings, f"redis://127.0.0.1:{port}/0")
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0
+    upstream.delay = 0.2
+    results = _leaders(3, make_token("u-1", "a@example.com"))
+    assert upstream.calls == 3
+    assert [type(r).__name__ for r in results] == ["Verified"] * 3

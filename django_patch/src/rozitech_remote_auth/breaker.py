@@ -42,8 +42,10 @@ __all__ = [
     "SharedCircuitStorage",
     "build_breaker",
     "guarded",
+    "redis_client",
     "seconds_until_trial",
     "shared_storage",
+    "trial_due",
 ]
 
 logger = logging.getLogger("rozitech_remote_auth")
@@ -229,17 +231,21 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
         self._shared(lambda: self._redis.delete(self._key("trial")), None)
 
 
-def shared_storage(url: str, socket_timeout: float, scope: str) -> SharedCircuitStorage:
-    """A :class:`SharedCircuitStorage` on the Redis at ``url`` (``AUTH_SERVICE_CACHE_URL``).
+def redis_client(url: str, socket_timeout: float) -> Any:
+    """A ``redis.Redis`` for ``url`` (``AUTH_SERVICE_CACHE_URL``) with short socket timeouts."""
+    import redis
+
+    return redis.Redis.from_url(
+        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+    )
+
+
+def shared_storage(client: Any, scope: str) -> SharedCircuitStorage:
+    """A :class:`SharedCircuitStorage` on the Redis ``client`` (see :func:`redis_client`).
 
     ``scope`` (the auth server's URL) is hashed into the key namespace: apps that share a Redis
     but talk to different auth servers keep separate circuits.
     """
-    import redis
-
-    client = redis.Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-    )
     digest = hashlib.sha256(scope.encode("utf-8")).hexdigest()[:16]
     return SharedCircuitStorage(client, namespace=f"rozitech_remote_auth:circuit:{digest}")
 
@@ -311,7 +317,7 @@ def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float | None:
     return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
 
 
-def _trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
+def trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
     """Whether the next call would be a trial call (half-open, or open past the reset timeout)."""
     state = breaker.current_state
     if state == pybreaker.STATE_HALF_OPEN:
@@ -333,7 +339,7 @@ def guarded(breaker: pybreaker.CircuitBreaker, trial_seconds: float = 10.0) -> I
     others fail fast instead of all waiting on a hanging auth server together.
     """
     storage = breaker._state_storage
-    slot = isinstance(storage, SharedCircuitStorage) and _trial_due(breaker)
+    slot = isinstance(storage, SharedCircuitStorage) and trial_due(breaker)
     if slot and not storage.acquire_trial(trial_seconds):
         raise CircuitOpen("a trial call towards the auth server is in progress elsewhere")
     try:

@@ -31,6 +31,21 @@ key                                   default    meaning
                                                  ``manage.py remote_auth_links link``)
 ``AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL`` true  that first linking needs ``emailVerified: true``
 ``AUTH_SERVICE_LINK_PRIVILEGED``      false      that first linking may take a staff/superuser
+``AUTH_SERVICE_BULKHEAD_SLOTS``       1          auth-server calls one host may wait on at once
+                                                 (:mod:`.bulkhead`); 0: no bound
+``AUTH_SERVICE_BULKHEAD_WAIT``        0.5        s a call waits for a slot whose holder is younger
+                                                 than this; past it: 503 at once
+``AUTH_SERVICE_BULKHEAD_DIR``         (empty)    host-local directory of the slots' lock files;
+                                                 empty: ``$RUNTIME_DIRECTORY`` or the temp dir
+``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN`` 0.5        floor of the read timeout that follows observed
+                                                 latency (:mod:`.latency`); 0: always
+                                                 ``AUTH_SERVICE_TIMEOUT``
+``AUTH_SERVICE_RATELIMIT_LOW_RATIO``  0.25       the auth server's budget is "low" at or below
+                                                 this share of its limit (:mod:`.ratelimit`)
+``AUTH_SERVICE_MAX_STALENESS``        900        while it is low: s a verified identity may be
+                                                 served from the cache (never past ``exp`` minus
+                                                 the leeway); at most ``AUTH_SERVICE_CACHE_TTL``
+                                                 when lower
 ====================================  =========  ================================================
 
 Identity linking (:mod:`.users`): a local user is bound to the auth server's stable user id by
@@ -107,6 +122,13 @@ class RemoteAuthSettings:
     link_by_email: bool = True
     link_require_verified_email: bool = True
     link_privileged: bool = False
+    # -- bulkhead, adaptive read timeout, rate-limit-aware caching --
+    bulkhead_slots: int = 1
+    bulkhead_wait: float = 0.5
+    bulkhead_dir: str | None = None
+    adaptive_timeout_min: float = 0.5
+    ratelimit_low_ratio: float = 0.25
+    max_staleness: int = 900
 
     @property
     def me_url(self) -> str:
@@ -168,6 +190,20 @@ def _positive_float(key: str, value: Any) -> float:
     number = _number(key, value, integer=False)
     if number <= 0:
         raise RemoteAuthConfigError(key, f"must be > 0, got {value!r}")
+    return number
+
+
+def _non_negative_float(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if number < 0:
+        raise RemoteAuthConfigError(key, f"must be >= 0, got {value!r}")
+    return number
+
+
+def _ratio(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if not 0 <= number <= 1:
+        raise RemoteAuthConfigError(key, f"must be between 0 and 1, got {value!r}")
     return number
 
 
@@ -273,6 +309,13 @@ _SPEC: tuple[tuple[str, str, _Parser], ...] = (
     ("AUTH_SERVICE_LINK_BY_EMAIL", "link_by_email", _parse_bool),
     ("AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL", "link_require_verified_email", _parse_bool),
     ("AUTH_SERVICE_LINK_PRIVILEGED", "link_privileged", _parse_bool),
+    # -- bulkhead, adaptive read timeout, rate-limit-aware caching --
+    ("AUTH_SERVICE_BULKHEAD_SLOTS", "bulkhead_slots", _non_negative_int),
+    ("AUTH_SERVICE_BULKHEAD_WAIT", "bulkhead_wait", _non_negative_float),
+    ("AUTH_SERVICE_BULKHEAD_DIR", "bulkhead_dir", _optional_str),
+    ("AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN", "adaptive_timeout_min", _non_negative_float),
+    ("AUTH_SERVICE_RATELIMIT_LOW_RATIO", "ratelimit_low_ratio", _ratio),
+    ("AUTH_SERVICE_MAX_STALENESS", "max_staleness", _non_negative_int),
 )
 
 #: Every key this package reads, in documentation order.
