@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import caches
 from django.test import Client
 
-from rozitech_remote_auth import breaker, bridge, conf, ratelimit
+from rozitech_remote_auth import breaker, bridge, conf, ratelimit, sharedredis
 from rozitech_remote_auth import cache as identity_cache
 from tests.support import Upstream
 
@@ -23,6 +23,7 @@ def _isolation(settings: Any, tmp_path: Any) -> Iterator[None]:
     identity_cache._skip_until = 0.0
     breaker._refreshed_at = 0.0
     ratelimit._last = None
+    sharedredis.reset()
     yield
     conf.reset()
     caches["default"].clear()

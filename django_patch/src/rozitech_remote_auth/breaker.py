@@ -1,4 +1,4 @@
-"""Circuit breaker towards the auth server (pybreaker) (DESIGN §4.3).
+"""Circuit breaker towards the auth server (pybreaker); rule R8 of ``docs/architecture.md``.
 
 What counts is decided by :meth:`.client.AuthClient.fetch_me`: transport failures (refused/reset
 connections, timeouts), 5xx and 429 count; answers about one identity (401, 403, a malformed 200
@@ -40,6 +40,7 @@ __all__ = [
     "STATE_REFRESH_SECONDS",
     "CircuitOpen",
     "SharedCircuitStorage",
+    "adopt_state",
     "build_breaker",
     "guarded",
     "redis_client",
@@ -232,12 +233,13 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
 
 
 def redis_client(url: str, socket_timeout: float) -> Any:
-    """A ``redis.Redis`` for ``url`` (``AUTH_SERVICE_CACHE_URL``) with short socket timeouts."""
+    """A ``redis.Redis`` for ``url`` (``AUTH_SERVICE_CACHE_URL``): short socket timeouts, and an
+    outage remembered for every user of that Redis in this process (:mod:`.sharedredis`)."""
     import redis
 
-    return redis.Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-    )
+    from .sharedredis import connection_options
+
+    return redis.Redis.from_url(url, **connection_options(url, socket_timeout))
 
 
 def shared_storage(client: Any, scope: str) -> SharedCircuitStorage:
@@ -292,14 +294,23 @@ def refresh_state(breaker: pybreaker.CircuitBreaker, *, force: bool = False) -> 
         return
     _refreshed_at = now
     try:
-        current = breaker.current_state
-        if current != breaker._state.name:  # pybreaker's cached state object (pinned 1.4)
-            with breaker._lock:
-                breaker._state = breaker._create_new_state(current, notify=False)
-            logger.info("auth server circuit breaker: now %s (changed by another process)", current)
-        metrics.set_circuit_state(current)
+        adopt_state(breaker, breaker.current_state)
     except Exception as exc:  # a broken state store must never fail a request
         logger.warning("circuit breaker: state refresh failed: %s", type(exc).__name__)
+
+
+def adopt_state(breaker: pybreaker.CircuitBreaker, current: str) -> None:
+    """Make ``current`` (the state the storage holds) this process's view and publish it on the
+    circuit gauge, *without* pybreaker's transition side effects (noticing "open" late must not
+    move the shared opening time; noticing "closed" late must not reset the shared failure
+    count).  Called by :func:`refresh_state` and whenever this process fails fast on a circuit
+    another process opened, so the gauge of every worker and host that refuses calls says open.
+    """
+    if current != breaker._state.name:  # pybreaker's cached state object (pinned 1.4)
+        with breaker._lock:
+            breaker._state = breaker._create_new_state(current, notify=False)
+        logger.info("auth server circuit breaker: now %s (changed by another process)", current)
+    metrics.set_circuit_state(current)
 
 
 def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float | None:
@@ -341,6 +352,7 @@ def guarded(breaker: pybreaker.CircuitBreaker, trial_seconds: float = 10.0) -> I
     storage = breaker._state_storage
     slot = isinstance(storage, SharedCircuitStorage) and trial_due(breaker)
     if slot and not storage.acquire_trial(trial_seconds):
+        adopt_state(breaker, breaker.current_state)  # open (or half-open) elsewhere: say so here
         raise CircuitOpen("a trial call towards the auth server is in progress elsewhere")
     try:
         ctx: Any = breaker.calling()

@@ -1,4 +1,4 @@
-"""Bulkhead: how many workers of one host may wait on the auth server at once.
+"""Bulkhead: how many workers of one host may wait on the auth server at once (rule R9).
 
 With sync gunicorn workers a verification that waits on a hanging auth server holds a whole
 worker; three such requests and the host answers nothing, ``/health/`` included.  The bulkhead

@@ -1,4 +1,4 @@
-"""Client for the auth server's identity endpoint (DESIGN §3, §4.3).
+"""Client for the auth server's identity endpoint; rules R1, R7-R10 of ``docs/architecture.md``.
 
 ``GET {AUTH_SERVICE_URL}/api/auth/me`` with ``Authorization: Bearer <token>`` (RFC 6750 §2.1).
 
@@ -44,6 +44,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 from . import __version__, metrics, ratelimit
 from .breaker import (
     CircuitOpen,
+    adopt_state,
     build_breaker,
     guarded,
     redis_client,
@@ -229,8 +230,12 @@ class AuthClient:
         breaker not touched).
         """
         trial = trial_due(self.breaker)
-        if not trial and self.breaker.current_state == pybreaker.STATE_OPEN:
-            raise CircuitOpen("the circuit is open")  # before queueing for a slot
+        state = self.breaker.current_state
+        if not trial and state == pybreaker.STATE_OPEN:
+            # before queueing for a slot; the circuit may have been opened by another worker or
+            # host (shared state): this worker's gauge must say open too
+            adopt_state(self.breaker, state)
+            raise CircuitOpen("the circuit is open")
         read_timeout = self.read_timeout(trial)
         call_seconds = min(self.cfg.total_timeout, self.cfg.connect_timeout + read_timeout)
         with contextlib.ExitStack() as stack:

@@ -132,7 +132,7 @@ class RemoteAuthSettings:
 
     @property
     def me_url(self) -> str:
-        """``{AUTH_SERVICE_URL}/api/auth/me``: the identity endpoint (DESIGN §3)."""
+        """``{AUTH_SERVICE_URL}/api/auth/me``: the identity endpoint (rule R1)."""
         return f"{self.url}/api/auth/me"
 
 
@@ -343,16 +343,26 @@ def parse_settings(raw: Mapping[str, Any]) -> RemoteAuthSettings:
 def shared_cache_config(parsed: RemoteAuthSettings) -> dict[str, Any]:
     """The ``CACHES`` entry for ``AUTH_SERVICE_CACHE_URL``: Django's built-in Redis backend.
 
-    Short socket timeouts (``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT``) keep a Redis outage a quick
-    cache miss (:mod:`rozitech_remote_auth.cache`) instead of a slow request.
+    Its ``OPTIONS`` are :func:`.sharedredis.connection_options`: short socket timeouts
+    (``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT``), one retry on a connection error, and a connection
+    class that remembers an outage, so a Redis outage is a quick cache miss
+    (:mod:`rozitech_remote_auth.cache`) instead of a slow request.  Without the ``redis`` package
+    (check ``E006`` names it) only the timeouts are set.
     """
+    url = parsed.cache_url or ""
+    try:
+        from .sharedredis import connection_options
+    except ImportError:
+        options: dict[str, Any] = {
+            "socket_connect_timeout": parsed.cache_socket_timeout,
+            "socket_timeout": parsed.cache_socket_timeout,
+        }
+    else:
+        options = connection_options(url, parsed.cache_socket_timeout)
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": parsed.cache_url,
-        "OPTIONS": {
-            "socket_connect_timeout": parsed.cache_socket_timeout,
-            "socket_timeout": parsed.cache_socket_timeout,
-        },
+        "OPTIONS": options,
     }
 
 

@@ -1,4 +1,4 @@
-"""A read timeout that follows the auth server's observed latency (RFC 6298's estimator).
+"""A read timeout that follows the auth server's observed latency (RFC 6298; rule R10).
 
 The fixed read timeout (``AUTH_SERVICE_TIMEOUT``, 5 s) is what a hanging auth server costs each
 call that waits on it.  Against a server that answers in 20 ms, waiting 5 s only delays the 503.

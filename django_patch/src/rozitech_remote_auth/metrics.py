@@ -1,4 +1,4 @@
-"""Prometheus metrics of the remote-auth patch (DESIGN §4.7).
+"""Prometheus metrics of the remote-auth patch; rule R14 of ``docs/architecture.md``.
 
 Multiprocess-safe: when ``PROMETHEUS_MULTIPROC_DIR`` is set before ``prometheus_client`` is
 imported (gunicorn with several workers), values live in per-process files in that directory and

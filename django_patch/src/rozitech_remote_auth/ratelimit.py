@@ -1,4 +1,4 @@
-"""The auth server's rate-limit budget, read from every ``/api/auth/me`` answer.
+"""The auth server's rate-limit budget, read from every ``/api/auth/me`` answer (rule R5).
 
 Header forms (all case-insensitive; the first complete one wins):
 

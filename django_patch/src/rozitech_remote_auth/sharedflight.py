@@ -1,4 +1,4 @@
-"""Single-flight across processes and hosts, through the shared Redis (``AUTH_SERVICE_CACHE_URL``).
+"""Single-flight across processes and hosts through the shared Redis (rules R11, R13).
 
 The per-process :class:`~.singleflight.SingleFlight` coalesces the threads of one process; with
 sync gunicorn workers each process serves one request at a time, so 50 concurrent requests with

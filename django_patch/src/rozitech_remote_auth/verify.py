@@ -1,4 +1,4 @@
-"""Token verification: cache, single-flight, auth-server call, user sync (DESIGN §4.1-4.6).
+"""Token verification: cache, single-flight, auth-server call, user sync (rules R4-R13).
 
 :func:`resolve` turns a Bearer token the remote class owns into an :data:`Outcome`:
 
