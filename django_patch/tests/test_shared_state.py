@@ -609,3 +609,23 @@ def test_the_gauge_says_open_while_another_worker_holds_the_trial_call(
     assert _fail(other, token) == "open"
     assert REGISTRY.get_sample_value("rozitech_remote_auth_circuit_state") == 1
     storage.release_trial()
+
+
+@pytest.mark.parametrize(
+    ("url", "cls"),
+    [
+        ("redis://cache:6379/0", "GatedConnection"),
+        ("rediss://:pw@cache:6380/0", "GatedSSLConnection"),
+        ("unix:///run/redis.sock", "GatedUnixDomainSocketConnection"),
+    ],
+)
+def test_each_url_scheme_keeps_its_transport_and_remembers_outages(url, cls):
+    import redis
+
+    pool = redis.ConnectionPool.from_url(url, **sharedredis.connection_options(url, 0.25))
+    connection = pool.make_connection()
+    assert type(connection).__name__ == cls
+    assert connection.socket_timeout == 0.25
+    assert connection.socket_connect_timeout == 0.25
+    assert connection.retry.get_retries() == 1
+    pool.disconnect()
