@@ -448,10 +448,13 @@ def test_single_flight_without_redis_is_per_process(upstream, settings):
     port = _free_port()  # the shared cache is down: each worker calls for itself
     _shared_cache(settings, f"redis://127.0.0.1:{port}/0")
     settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0
+    # The user is linked beforehand: three simultaneous *first* logins of one identity are
+    # test_concurrency's subject, not this one's.
+    assert _leaders(1, make_token("u-1", "a@example.com", exp_in=1800))[0].user_pk is not None
     upstream.delay = 0.2
     results = _leaders(3, make_token("u-1", "a@example.com"))
-    assert upstream.calls == 3
-    assert [type(r).__name__ for r in results] == ["Verified"] * 3
+    assert upstream.calls == 1 + 3
+    assert [type(r).__name__ for r in results] == ["Verified"] * 3, results
 
 
 # -- Redis down and back: no request waits on it -------------------------------------------------
