@@ -55,7 +55,7 @@ PATCH = ROOT / "django_patch"
 
 DEMO_EMAIL = "demo@rozitech.test"
 LOCAL_USER = ("bench", "bench@local.test", "bench-Passw0rd-1")
-OVERALL_LIMIT_S = 240  # hard stop for the whole run (the measured part takes ~2 min)
+OVERALL_LIMIT_S = 420  # hard stop for the whole run (the measured part takes ~4 min)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,7 +88,8 @@ def ensure_venv() -> Path:
     subprocess.run([*pip, "-r", str(FIXTURE / "requirements.txt")], check=True)
     # "./django_patch", never the bare name: that would fetch the unrelated PyPI package django-patch.
     subprocess.run([*pip, "--force-reinstall", "--no-deps", f"{PATCH}{os.sep}"], check=True, cwd=ROOT)
-    subprocess.run([*pip, f"{PATCH}{os.sep}"], check=True, cwd=ROOT)  # its runtime deps, if any are missing
+    # its runtime deps, if any are missing, with the redis extra (the shared-Redis rows)
+    subprocess.run([*pip, f"{PATCH}{os.sep}[redis]"], check=True, cwd=ROOT)
     stamp.write_text(wanted)
     return python
 
@@ -320,7 +321,16 @@ def prepare_app(python: Path, work: Path) -> Path:
     return app_dir
 
 
-def overlay_env(app_dir: Path, name: str, auth_url: str, work: Path) -> dict[str, str]:
+#: ``.env`` lines of today's (pre-bulkhead) design: every worker may wait the full read timeout.
+TODAY = ["AUTH_SERVICE_BULKHEAD_SLOTS=0", "AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN=0"]
+
+
+def overlay_env(
+    app_dir: Path, name: str, auth_url: str, work: Path, *, today: bool = False, cache_url: str = ""
+) -> dict[str, str]:
+    """The overlay's environment for app ``name``: the defaults written out; ``today``: bulkhead
+    and adaptive read timeout off; ``cache_url``: the shared Redis cache.  Each app (= host) gets its
+    own bulkhead directory."""
     env_file = app_dir / f".env.{name}"
     env_file.write_text(
         "\n".join(
@@ -335,6 +345,9 @@ def overlay_env(app_dir: Path, name: str, auth_url: str, work: Path) -> dict[str
                 "AUTH_SERVICE_BREAKER_FAIL_MAX=5",
                 "AUTH_SERVICE_BREAKER_RESET_TIMEOUT=30",
                 "AUTH_SERVICE_RETRY_AFTER=5",
+                f"AUTH_SERVICE_BULKHEAD_DIR={work / f'bulkhead-{name}'}",
+                *(TODAY if today else []),
+                *([f"AUTH_SERVICE_CACHE_URL={cache_url}"] if cache_url else []),
                 "",
             ]
         )
@@ -403,6 +416,7 @@ class Report:
     concurrency: list[tuple[str, int, str, float]] = field(default_factory=list)
     outage: list[dict[str, Any]] = field(default_factory=list)
     hang: dict[str, Any] = field(default_factory=dict)
+    hang_today: dict[str, Any] = field(default_factory=dict)
 
 
 def latency_row(
@@ -441,6 +455,41 @@ def concurrent_same_token(app: App, standin: Standin, n: int, how: str = "sync")
     summary = ", ".join(f"{s}x{statuses.count(s)}" for s in sorted(set(statuses)))
     print(f"[bench] N={n} ({how}) same new token: {calls} upstream calls, statuses {summary}", flush=True)
     return f"N={n}, {how}", calls, summary, wall
+
+
+def concurrent_same_token_hosts(apps: list[App], standin: Standin, n: int, how: str) -> tuple[str, int, str, float]:
+    """``n`` concurrent requests with one new token, spread round-robin over ``apps`` (hosts)."""
+    token = standin.mint(1)[0]
+    before = standin.me_calls()
+    barrier = threading.Barrier(n)
+
+    def one(index: int) -> int:
+        barrier.wait()
+        return timed_get(f"{apps[index % len(apps)].base}/api/me/", token)[1]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        statuses = list(pool.map(one, range(n)))
+    wall = (time.perf_counter() - started) * 1000
+    calls = standin.me_calls() - before
+    summary = ", ".join(f"{s}x{statuses.count(s)}" for s in sorted(set(statuses)))
+    print(f"[bench] N={n} ({how}) same new token: {calls} upstream calls, statuses {summary}", flush=True)
+    return f"N={n}, {how}", calls, summary, wall
+
+
+def start_redis(procs: Procs) -> str:
+    """A throw-away ``redis-server`` on a free loopback port (no persistence); its URL."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = procs.start("redis", argv, ROOT, dict(os.environ))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    proc.stop()
+    return ""
 
 
 def outage_run(app: App, standin: Standin, label: str, max_requests: int = 60) -> dict[str, Any]:
@@ -537,8 +586,12 @@ def hang_run(app: App, standin: Standin, seconds: float, stuck: int, health_thre
         ms, status, _ = timed_get(f"{app.base}/api/home/", timeout=60)
         return ms, status
 
+    announced: list[tuple[float, int]] = []  # (monotonic, Retry-After) of the 503s
+
     def auth() -> tuple[float, int]:
-        ms, status, _ = timed_get(f"{app.base}/api/me/", next_token(), timeout=60)
+        ms, status, response = timed_get(f"{app.base}/api/me/", next_token(), timeout=60)
+        if response is not None and response.headers.get("Retry-After", "").isdigit():
+            announced.append((time.monotonic(), int(response.headers["Retry-After"])))
         return ms, status
 
     start = time.monotonic()
@@ -553,7 +606,18 @@ def hang_run(app: App, standin: Standin, seconds: float, stuck: int, health_thre
     stop.set()
     for thread in threads:
         thread.join(70)
+    # recovery: the auth server answers again; uncached tokens until the first 200.  Compared with
+    # the Retry-After of the last 503 before that moment (what a client was told to wait).
+    last_told = max(announced)[1] if announced else 0
     standin.faults()
+    back = time.monotonic()
+    recovery = float("nan")
+    for token in standin.mint(400):
+        _, status, _ = timed_get(f"{app.base}/api/me/", token, timeout=60)
+        if status == 200:
+            recovery = time.monotonic() - back
+            break
+        time.sleep(0.1)
     buckets: list[int] = []
     step = 5.0
     for i in range(int(seconds // step)):
@@ -580,6 +644,11 @@ def hang_run(app: App, standin: Standin, seconds: float, stuck: int, health_thre
         "upstream": standin.me_calls(),
         "circuit_open": app.metric("rozitech_remote_auth_verify_failures_total", 'reason="circuit_open"'),
         "timeouts": app.metric("rozitech_remote_auth_verify_failures_total", 'reason="timeout"'),
+        "bulkhead_full": app.metric("rozitech_remote_auth_verify_failures_total", 'reason="bulkhead_full"'),
+        "not_503_within_1s": sum(1 for _, ms, st in auth_window if not (st == 503 and ms < 1000)),
+        "last_retry_after": last_told,
+        "recovery_s": recovery,
+        "load": loadavg(),
     }
     print(
         f"[bench] hang: /api/home/ {result['rps']:.1f} req/s (baseline {baseline:.0f}); "
@@ -654,25 +723,62 @@ def render(report: Report) -> str:
         if "cached" in run:
             status, ms = run["cached"]
             out.append(f"| {run['label']}: a token cached before the outage | 1 | {ms:.1f} | | | {status} | |")
-    hang = report.hang
-    if hang:
+    designs = [(name, h) for name, h in (("today", report.hang_today), ("new", report.hang)) if h]
+    if designs:
+        hang = designs[-1][1]
+
+        def share(h: dict[str, Any], value: float) -> str:
+            return f"{100 * value / h['baseline_rps']:.0f} %" if h["baseline_rps"] else "-"
+
+        def hang_rows(h: dict[str, Any]) -> list[str]:
+            worst = min(h["buckets_rps"], default=float("nan"))
+            slow, fast = h["auth_slow"], h["auth_fast"]
+            return [
+                f"{h['baseline_rps']:.0f} req/s",
+                f"{h['rps']:.1f} req/s ({share(h, h['rps'])})",
+                f"{worst:.1f} req/s ({share(h, worst)})",
+                ", ".join(f"{b:.0f}" for b in h["buckets_rps"]),
+                f"{h['health_p50']:.0f} / {h['health_max']:.0f} ms",
+                f"{h['auth_n']} / {h['auth_statuses']}",
+                str(h["not_503_within_1s"]),
+                f"{slow[0]}, {slow[1]:.0f} / {slow[2]:.0f} ms",
+                f"{fast[0]}, {fast[1]:.0f} / {fast[2]:.0f} ms",
+                str(h["upstream"]),
+                f"{h['timeouts']:.0f} / {h['circuit_open']:.0f} / {h['bulkhead_full']:.0f}",
+                f"{h['recovery_s']:.1f} s / {h['last_retry_after']} s",
+                h["load"],
+            ]
+
+        labels = [
+            "/api/home/ throughput, auth server healthy (baseline, 5 s)",
+            "/api/home/ throughput, whole hang (share of the baseline)",
+            "/api/home/ throughput, worst 5-s window (share of the baseline)",
+            "... per 5-s window, req/s",
+            "/api/home/ latency p50 / max",
+            "authenticated requests finished / statuses",
+            "... NOT answered 503 within 1 s (waited on the auth server or queued behind a request that did)",
+            "... >= 1 s: n, p50 / max",
+            "... < 1 s: n, p50 / max",
+            "upstream calls (reached the stand-in)",
+            "patch failures: timeout / circuit_open / bulkhead_full",
+            "auth server back: time to the first uncached 200 / Retry-After of the last 503 before it",
+            "load average at the end of the phase",
+        ]
+        columns = [hang_rows(h) for _, h in designs]
         out += [
             "",
-            f"| /api/home/ while /api/auth/me hangs ({hang['stuck']} clients looping cache-miss requests, "
-            f"{hang['health_threads']} /api/home/ clients, {hang['seconds']:.0f} s) | value |",
-            "|---|---|",
-            f"| /api/home/ throughput, auth server healthy (baseline, 5 s) | {hang['baseline_rps']:.0f} req/s |",
-            f"| /api/home/ throughput while hanging | {hang['rps']:.1f} req/s |",
-            f"| ... per 5 s window | {', '.join(f'{b:.1f}' for b in hang['buckets_rps'])} req/s |",
-            f"| /api/home/ latency p50 / max | {hang['health_p50']:.0f} / {hang['health_max']:.0f} ms |",
-            f"| authenticated requests finished / statuses | {hang['auth_n']} / {hang['auth_statuses']} |",
-            "| authenticated requests >= 1 s (waited for the read timeout or queued behind one): "
-            f"n, p50 / max | {hang['auth_slow'][0]}, {hang['auth_slow'][1]:.0f} / {hang['auth_slow'][2]:.0f} ms |",
-            "| authenticated requests < 1 s (breaker open, failed fast): "
-            f"n, p50 / max | {hang['auth_fast'][0]}, {hang['auth_fast'][1]:.0f} / {hang['auth_fast'][2]:.0f} ms |",
-            f"| upstream calls (reached the stand-in) | {hang['upstream']} |",
-            f"| patch failures: timeout / circuit_open | {hang['timeouts']:.0f} / {hang['circuit_open']:.0f} |",
+            f"/api/home/ while /api/auth/me hangs: {hang['stuck']} clients looping cache-miss requests, "
+            f"{hang['health_threads']} /api/home/ clients, {hang['seconds']:.0f} s per design, each on a fresh "
+            "gunicorn (closed breakers). today = `AUTH_SERVICE_BULKHEAD_SLOTS=0`, "
+            "`AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN=0` (every worker may wait the full 5-s read timeout); new = "
+            "the defaults (1 call slot per host, 0.5-s wait budget, read timeout from observed latency, "
+            "floor 0.5 s)",
+            "",
+            "| figure | " + " | ".join(name for name, _ in designs) + " |",
+            "|---|" + "---|" * len(designs),
         ]
+        for index, label in enumerate(labels):
+            out.append(f"| {label} | " + " | ".join(column[index] for column in columns) + " |")
     return "\n".join(out)
 
 
@@ -814,9 +920,52 @@ def run(args: argparse.Namespace, procs: Procs, work: Path) -> Report:
     proxy.stop()
     report.outage.append(outage_run(proxied, standin, "refused (port closed)"))
 
-    # a fresh app (closed breakers) for the hang
+    # one new token, 50 concurrent requests over 2 hosts (2 gunicorn masters, 3 sync workers each):
+    # LocMem per worker (today's production) vs one shared Redis (cache, breaker, single-flight)
     remote.restart()
-    report.hang = hang_run(remote, standin, args.hang_seconds, args.stuck)
+    second = App("remote-b", procs, python, app_dir, overlay_env(app_dir, "remote-b", standin.base, work)).start()
+    report.concurrency.append(concurrent_same_token_hosts([remote, second], standin, 50, "2 hosts x 3 sync, LocMem"))
+    if second.proc is not None:
+        second.proc.stop()
+    redis_url = start_redis(procs) if shutil.which("redis-server") else ""
+    if redis_url:
+        hosts = [
+            App(
+                "redis-a",
+                procs,
+                python,
+                app_dir,
+                overlay_env(app_dir, "redis-a", standin.base, work, cache_url=redis_url),
+            ),
+            App(
+                "redis-b",
+                procs,
+                python,
+                app_dir,
+                overlay_env(app_dir, "redis-b", standin.base, work, cache_url=redis_url),
+            ),
+        ]
+        for host in hosts:
+            host.start()
+        report.concurrency.append(concurrent_same_token_hosts(hosts, standin, 50, "2 hosts x 3 sync, shared Redis"))
+        for host in hosts:
+            if host.proc is not None:
+                host.proc.stop()
+    else:
+        print("[bench] redis-server not installed: the shared-Redis row is skipped", flush=True)
+
+    # the hang, each design on a fresh app (closed breakers); the new one keeps the latency estimate
+    # its bulkhead directory learnt in the rows above, as a running host would
+    if "today" in args.designs:
+        today = App(
+            "remote-today", procs, python, app_dir, overlay_env(app_dir, "remote-today", standin.base, work, today=True)
+        ).start()
+        report.hang_today = hang_run(today, standin, args.hang_seconds, args.stuck)
+        if today.proc is not None:
+            today.proc.stop()
+    if "new" in args.designs:
+        remote.restart()
+        report.hang = hang_run(remote, standin, args.hang_seconds, args.stuck)
     report.load_after = loadavg()
     return report
 
@@ -826,6 +975,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per latency row (default 200)")
     parser.add_argument("--hang-seconds", type=float, default=60.0, help="length of the hang phase (default 60)")
     parser.add_argument("--stuck", type=int, default=6, help="clients looping cache-miss requests while hanging")
+    parser.add_argument(
+        "--designs",
+        type=lambda v: set(v.split(",")),
+        default={"today", "new"},
+        help="hang phase for: today (no bulkhead, fixed read timeout), new (the defaults); default today,new",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (app copy, process logs)")
     parser.add_argument("--no-venv", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -98,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self.server.upstream.headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
@@ -157,6 +157,7 @@ class Upstream:
         self.profiles: dict[str, dict[str, Any]] = {}
         self.behaviour: Behaviour | None = None
         self.delay = 0.0
+        self.headers: dict[str, str] = {}  # added to every answer (e.g. rate-limit headers)
         self.release = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()

@@ -42,7 +42,8 @@ def concurrently(count: int, request: Callable[[int], Any]) -> list[Any]:
     return results
 
 
-def test_ten_concurrent_first_logins_make_one_user(upstream, monkeypatch):
+def test_ten_concurrent_first_logins_make_one_user(upstream, monkeypatch, settings):
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0  # ten calls at once, as with ten hosts
     upstream.profiles["u-new"] = {"firstName": "Nina", "lastName": "New"}
     # ten different tokens of the same new user: no single-flight, ten syncs racing
     tokens = [make_token("u-new", "nina@example.com", jti=str(i)) for i in range(10)]
@@ -90,8 +91,10 @@ def test_single_flight_shares_failures_too(upstream):
     assert upstream.calls == 1
 
 
-def test_different_tokens_are_verified_in_parallel(upstream):
-    """The breaker must not hold a lock across the upstream call."""
+def test_different_tokens_are_verified_in_parallel(upstream, settings):
+    """The breaker must not hold a lock across the upstream call (bulkhead off: it would bound
+    the calls on purpose)."""
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0
     upstream.delay = 0.4
     tokens = [make_token(f"u-p{i}", f"p{i}@example.com") for i in range(4)]
 

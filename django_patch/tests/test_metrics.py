@@ -187,3 +187,55 @@ def test_duration_histogram_and_reason_validation():
     assert metrics.VERIFY_DURATION._sum.get() == pytest.approx(before + 0.25)
     with pytest.raises(ValueError, match="unknown failure reason"):
         metrics.record_failure("oops")
+
+
+def test_child_exit_imports_nothing_while_gunicorn_reaps(tmp_path, monkeypatch):
+    """gunicorn calls child_exit from its SIGCHLD handling, possibly re-entered while another
+    worker's exit is handled: an import there raced on a half-initialised
+    ``prometheus_client.multiprocess`` (AttributeError, ``mark_process_dead`` skipped).  The hook
+    must run without executing any import statement."""
+    import builtins
+
+    live = tmp_path / "gauge_livemostrecent_4242.db"
+    live.write_bytes(b"x")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    real_import = builtins.__import__
+    imported: list[str] = []
+
+    def recording_import(name, *args, **kwargs):
+        imported.append(name)
+        return real_import(name, *args, **kwargs)
+
+    builtins.__import__ = recording_import
+    try:
+        gunicorn_hooks.child_exit(None, SimpleNamespace(pid=4242))
+    finally:
+        builtins.__import__ = real_import
+    assert imported == []
+    assert not live.exists()
+
+
+def test_loading_the_hooks_as_gunicorn_config_imports_multiprocess_up_front():
+    """``--config python:rozitech_remote_auth.gunicorn_hooks`` loads the module in the master
+    before any worker exists: by then ``mark_process_dead`` must be importable and bound."""
+    code = (
+        "import importlib, sys\n"
+        "assert 'prometheus_client.multiprocess' not in sys.modules\n"
+        "hooks = importlib.import_module('rozitech_remote_auth.gunicorn_hooks')\n"
+        "module = sys.modules['prometheus_client.multiprocess']\n"
+        "print(hooks.multiprocess is module, callable(module.mark_process_dead))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+            "PYTHONPATH": str(ROOT / "src"),
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]

@@ -134,8 +134,10 @@ def test_circuit_opens_fails_fast_and_half_opens(client, upstream, settings):
     upstream.respond(500)
     token = make_token("u-1", "a@example.com")
     fail_max = settings.AUTH_SERVICE_BREAKER_FAIL_MAX
-    for _ in range(fail_max):
+    for _ in range(fail_max - 1):
         assert_503(client.get("/api/default/", **bearer(token)))
+    # the failure that opens the circuit announces the time to the trial call (0.5 s: "1")
+    assert_503(client.get("/api/default/", **bearer(token)), retry_after="1")
     assert upstream.calls == fail_max
     assert get_client().breaker.current_state == "open"
     assert sample("rozitech_remote_auth_circuit_state") == 1
@@ -160,13 +162,44 @@ def test_open_circuit_retry_after_is_the_time_to_the_trial_call(client, upstream
     settings.AUTH_SERVICE_BREAKER_RESET_TIMEOUT = 30
     upstream.respond(500)
     token = make_token("u-1", "a@example.com")
-    for _ in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX):
-        assert (
-            client.get("/api/default/", **bearer(token))["Retry-After"] == "5"
-        )  # outage: the setting
+    for _ in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX - 1):
+        assert_503(client.get("/api/default/", **bearer(token)))  # closed: the setting
+    opening = client.get("/api/default/", **bearer(token))  # the failure that opens it
+    assert opening.status_code == 503
+    assert int(opening["Retry-After"]) == 30
     response = client.get("/api/default/", **bearer(token))  # failed fast
     assert response.status_code == 503
     assert 29 <= int(response["Retry-After"]) <= 30
+
+
+def test_recovery_takes_no_longer_than_the_announced_retry_after(client, upstream, settings):
+    """The breaker's half-open time and the 503's Retry-After agree: a client that comes back
+    exactly when told (and not earlier) is served once the auth server is back."""
+    settings.AUTH_SERVICE_BREAKER_RESET_TIMEOUT = 2
+    upstream.respond(502)
+    for index in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX):
+        last = client.get("/api/default/", **bearer(make_token(f"u-{index}", "a@example.com")))
+    announced_at = time.monotonic()
+    announced = int(last["Retry-After"])
+    assert announced == 2
+    assert get_client().breaker.current_state == "open"
+    upstream.behaviour = None  # the auth server is back at once
+    time.sleep(max(0.0, announced - (time.monotonic() - announced_at)))
+    fresh = client.get("/api/default/", **bearer(make_token("u-new", "new@example.com")))
+    assert fresh.status_code == 200
+    assert get_client().breaker.current_state == "closed"
+
+
+def test_upstream_503_retry_after_longer_than_the_trial_is_kept(client, upstream, settings):
+    settings.AUTH_SERVICE_BREAKER_RESET_TIMEOUT = 10
+    settings.AUTH_SERVICE_BREAKER_FAIL_MAX = 1
+    upstream.respond(503, {"success": False}, {"Retry-After": "40"})
+    response = client.get("/api/default/", **bearer(make_token("u-1", "a@example.com")))
+    assert_503(response, "40")
+    upstream.respond(503, {"success": False}, {"Retry-After": "2"})
+    settings.AUTH_SERVICE_BREAKER_FAIL_MAX = 1  # a fresh client: the circuit closed again
+    response = client.get("/api/default/", **bearer(make_token("u-2", "b@example.com")))
+    assert_503(response, "10")  # the trial call is 10 s away, later than the upstream's 2 s
 
 
 def test_cached_identities_keep_working_while_circuit_is_open(client, upstream, settings):
@@ -186,7 +219,8 @@ def test_failed_trial_call_reopens_circuit(client, upstream, settings):
     for _ in range(settings.AUTH_SERVICE_BREAKER_FAIL_MAX):
         client.get("/api/default/", **bearer(token))
     time.sleep(settings.AUTH_SERVICE_BREAKER_RESET_TIMEOUT + 0.05)
-    assert_503(client.get("/api/default/", **bearer(token)))  # the trial call
+    # the trial call fails and re-opens the circuit: its 503 names the next trial (0.5 s: "1")
+    assert_503(client.get("/api/default/", **bearer(token)), retry_after="1")
     assert get_client().breaker.current_state == "open"
     calls = upstream.calls
     assert_503(client.get("/api/default/", **bearer(token)), retry_after="1")
@@ -209,9 +243,9 @@ def test_connect_error_is_retried_once(client, upstream, settings):
     attempts: list[float] = []
     original = get_client()._fetch_once
 
-    def counting(token, remaining):
+    def counting(token, remaining, read_timeout):
         attempts.append(remaining)
-        return original(token, remaining)
+        return original(token, remaining, read_timeout)
 
     get_client()._fetch_once = counting  # type: ignore[method-assign]
     assert_503(client.get("/api/default/", **bearer(make_token("u-1", "a@example.com"))))

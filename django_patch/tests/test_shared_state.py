@@ -21,7 +21,7 @@ import pytest
 from django.core.cache import caches
 
 from rozitech_remote_auth import breaker as breaker_mod
-from rozitech_remote_auth import conf
+from rozitech_remote_auth import conf, sharedredis
 from rozitech_remote_auth.breaker import CircuitOpen
 from rozitech_remote_auth.cache import cache_get, cache_set
 from rozitech_remote_auth.client import AuthClient, UpstreamFailure
@@ -38,9 +38,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    port = _free_port()
+def _start_redis(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             str(REDIS_SERVER),
@@ -60,12 +58,18 @@ def redis_url() -> Iterator[str]:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return proc
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError("redis-server did not start") from None
             time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    port = _free_port()
+    proc = _start_redis(port)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
@@ -88,6 +92,8 @@ def _cfg(url: str, cache_url: str, **overrides: Any) -> conf.RemoteAuthSettings:
         "AUTH_SERVICE_TIMEOUT": 1,
         "AUTH_SERVICE_CONNECT_TIMEOUT": 0.5,
         "AUTH_SERVICE_TOTAL_TIMEOUT": 2,
+        # the clients here stand for workers on different hosts: no shared host-local bulkhead
+        "AUTH_SERVICE_BULKHEAD_SLOTS": 0,
     }
     raw.update(overrides)
     return parse_settings(raw)
@@ -138,11 +144,17 @@ def test_overlay_adds_the_shared_cache_and_uses_it(monkeypatch, tmp_path):
     monkeypatch.setenv("REMOTE_AUTH_BASE_SETTINGS_MODULE", "tests.app_settings")
     values = vars(load_overlay())
     assert values["AUTH_SERVICE_CACHE_ALIAS"] == conf.SHARED_CACHE_ALIAS
-    assert values["CACHES"][conf.SHARED_CACHE_ALIAS] == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://:pw@cache.internal:6379/1",
-        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    shared = values["CACHES"][conf.SHARED_CACHE_ALIAS]
+    assert shared["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert shared["LOCATION"] == "redis://:pw@cache.internal:6379/1"
+    options = dict(shared["OPTIONS"])
+    retry = options.pop("retry")
+    assert options == {
+        "socket_connect_timeout": 0.25,
+        "socket_timeout": 0.25,
+        "connection_class": sharedredis.GatedConnection,
     }
+    assert retry.get_retries() == 1  # a connection Redis closed is replaced once, at once
     from tests import app_settings
 
     for alias in getattr(app_settings, "CACHES", {}):
@@ -359,3 +371,264 @@ def test_a_failing_cache_backend_is_skipped_for_a_while(settings, monkeypatch):
     monkeypatch.setattr(identity_cache, "_skip_until", 0.0)
     assert cache_get("gone", key) is None
     assert len(calls) == 2
+
+
+# -- single-flight across workers and hosts ------------------------------------------------------
+
+
+def _shared_cache(settings: Any, url: str) -> None:
+    settings.AUTH_SERVICE_CACHE_URL = url
+    settings.CACHES = {
+        **settings.CACHES,
+        conf.SHARED_CACHE_ALIAS: conf.shared_cache_config(_cfg("https://a.example", url)),
+    }
+    settings.AUTH_SERVICE_CACHE_ALIAS = conf.SHARED_CACHE_ALIAS
+
+
+def _leaders(count: int, token: str) -> list[Any]:
+    """``count`` per-process leaders at once (each thread stands for one worker on some host:
+    the per-process single-flight is bypassed), all for ``token``."""
+    from rozitech_remote_auth import verify
+    from rozitech_remote_auth.tokens import cache_key
+
+    cfg = conf.get_settings()
+    gate = threading.Barrier(count, timeout=10)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        gate.wait()
+        results[index] = verify._lead(token, None, cache_key(token), cfg)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    return results
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_one_upstream_call_for_one_new_token_over_every_worker_and_host(
+    upstream, flushed, settings
+):
+    from rozitech_remote_auth.verify import Verified
+
+    _shared_cache(settings, flushed)
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0  # the workers stand for several hosts
+    upstream.delay = 0.3
+    results = _leaders(6, make_token("u-1", "a@example.com"))
+    caches[conf.SHARED_CACHE_ALIAS].close()
+    assert upstream.calls == 1
+    assert all(isinstance(r, Verified) for r in results), results
+    assert sum(1 for r in results if not r.cached) == 1  # the leader; 5 read the shared cache
+    assert len({r.user_pk for r in results}) == 1
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_followers_take_the_leaders_503_without_calling(upstream, flushed, settings):
+    from rozitech_remote_auth.verify import Refused
+
+    _shared_cache(settings, flushed)
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0
+    settings.AUTH_SERVICE_BREAKER_FAIL_MAX = 10
+    upstream.delay = 0.3
+    upstream.respond(502)
+    results = _leaders(5, make_token("u-1", "a@example.com"))
+    caches[conf.SHARED_CACHE_ALIAS].close()
+    assert upstream.calls == 1
+    assert [(r.reason, r.retry_after) for r in results if isinstance(r, Refused)] == [
+        ("unavailable", 5)
+    ] * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_single_flight_without_redis_is_per_process(upstream, settings):
+    port = _free_port()  # the shared cache is down: each worker calls for itself
+    _shared_cache(settings, f"redis://127.0.0.1:{port}/0")
+    settings.AUTH_SERVICE_BULKHEAD_SLOTS = 0
+    # The user is linked beforehand: three simultaneous *first* logins of one identity are
+    # test_concurrency's subject, not this one's.
+    assert _leaders(1, make_token("u-1", "a@example.com", exp_in=1800))[0].user_pk is not None
+    upstream.delay = 0.2
+    results = _leaders(3, make_token("u-1", "a@example.com"))
+    assert upstream.calls == 1 + 3
+    assert [type(r).__name__ for r in results] == ["Verified"] * 3, results
+
+
+# -- Redis down and back: no request waits on it -------------------------------------------------
+
+#: AUTH_SERVICE_CACHE_SOCKET_TIMEOUT in the outage tests below, seconds.
+SOCKET_TIMEOUT = 0.5
+
+
+def _timed_requests(client: Any, token: str, count: int) -> list[float]:
+    from tests.support import bearer
+
+    seconds = []
+    for _ in range(count):
+        started = time.monotonic()
+        response = client.get("/api/default/", **bearer(token))
+        seconds.append(time.monotonic() - started)
+        assert response.status_code == 200, response.content
+    return seconds
+
+
+@needs_redis
+@pytest.mark.django_db
+def test_a_stopped_redis_costs_requests_no_time_and_is_used_again_when_back(
+    client, upstream, settings, monkeypatch
+):
+    """A stopped Redis (connection refused): every request is answered as fast as without a
+    shared cache, verified by this worker itself; once Redis is back and the remembered outage
+    has expired, the shared cache is used again."""
+    from rozitech_remote_auth import cache as identity_cache
+
+    monkeypatch.setattr(sharedredis, "DOWN_SECONDS", 1.0)
+    monkeypatch.setattr(identity_cache, "BACKEND_RETRY_SECONDS", 1.0)
+    port = _free_port()
+    proc = _start_redis(port)
+    try:
+        _shared_cache(settings, f"redis://127.0.0.1:{port}/0")
+        settings.AUTH_SERVICE_CACHE_SOCKET_TIMEOUT = SOCKET_TIMEOUT
+        token = make_token("u-1", "a@example.com")
+        _timed_requests(client, token, 3)
+        assert upstream.calls == 1  # from the shared cache after the first
+
+        proc.terminate()
+        proc.wait(timeout=10)
+        down = _timed_requests(client, token, 30)
+        assert upstream.calls == 31  # every request verified by the worker itself
+        print(f"\nRedis stopped: slowest {max(down):.3f} s, median {sorted(down)[15]:.3f} s")
+        # refused connections: nothing to wait for, not even one socket timeout
+        assert max(down) < SOCKET_TIMEOUT
+        assert sharedredis.is_down(f"127.0.0.1:{port}")
+
+        proc = _start_redis(port)
+        time.sleep(1.1)  # the remembered outage (DOWN_SECONDS, patched to 1 s) expires
+        fresh = make_token("u-2", "b@example.com")
+        calls = upstream.calls
+        _timed_requests(client, fresh, 3)
+        assert upstream.calls == calls + 1  # the second and third from the shared cache again
+        assert not sharedredis.is_down(f"127.0.0.1:{port}")
+    finally:
+        caches[conf.SHARED_CACHE_ALIAS].close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.django_db
+def test_a_blackholed_redis_costs_one_socket_timeout_per_worker_and_window(
+    client, upstream, settings, monkeypatch
+):
+    """A Redis that accepts connections but never answers (a hung server; a blackholed host
+    costs the connect timeout the same way): the first request waits one socket timeout, then
+    the outage is remembered for every user of that Redis (identity cache, breaker state,
+    single-flight, rate-limit budget) and requests take no Redis time until it expires."""
+    from rozitech_remote_auth import cache as identity_cache
+    from rozitech_remote_auth import sharedflight
+
+    # one window for every layer that remembers the outage (all 5 s in production)
+    monkeypatch.setattr(sharedredis, "DOWN_SECONDS", 2.0)
+    monkeypatch.setattr(identity_cache, "BACKEND_RETRY_SECONDS", 2.0)
+    monkeypatch.setattr(breaker_mod, "SHARED_STATE_RETRY_SECONDS", 2.0)
+    monkeypatch.setattr(sharedflight, "RETRY_SECONDS", 2.0)
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # never accept(): the kernel completes the handshake, nobody answers
+    port = hung.getsockname()[1]
+    try:
+        _shared_cache(settings, f"redis://127.0.0.1:{port}/0")
+        settings.AUTH_SERVICE_CACHE_SOCKET_TIMEOUT = SOCKET_TIMEOUT
+        token = make_token("u-1", "a@example.com")
+        started = time.monotonic()
+        seconds = _timed_requests(client, token, 20)
+        window = time.monotonic() - started
+        print(f"\nRedis hung: first {seconds[0]:.3f} s, then slowest {max(seconds[1:]):.3f} s")
+        assert SOCKET_TIMEOUT <= seconds[0] < 2 * SOCKET_TIMEOUT  # one timeout, not one per use
+        assert max(seconds[1:]) < SOCKET_TIMEOUT  # not one more timeout
+        assert window < sharedredis.DOWN_SECONDS
+        assert upstream.calls == 20
+
+        # the window (from the first failure, one socket timeout in) expires: tried once more
+        time.sleep(seconds[0] + sharedredis.DOWN_SECONDS - window + 0.1)
+        again = _timed_requests(client, token, 5)
+        print(f"after the window: first {again[0]:.3f} s, then slowest {max(again[1:]):.3f} s")
+        assert SOCKET_TIMEOUT <= again[0] < 2 * SOCKET_TIMEOUT
+        assert max(again[1:]) < SOCKET_TIMEOUT
+    finally:
+        caches[conf.SHARED_CACHE_ALIAS].close()
+        hung.close()
+
+
+# -- the circuit gauge of a worker that fails fast on the shared circuit -----------------------
+
+
+@needs_redis
+def test_the_gauge_of_a_worker_failing_fast_on_the_shared_circuit_says_open(
+    upstream, flushed, monkeypatch
+):
+    """Two breakers over one Redis (two workers or hosts): the first opens the circuit; the
+    other, which never saw a failure, fails fast on it and its gauge says open (1)."""
+    from prometheus_client import REGISTRY
+
+    upstream.respond(500)
+    cfg = _cfg(upstream.url, flushed)
+    opener, other = AuthClient(cfg), AuthClient(cfg)
+    token = make_token("u-1", "a@example.com")
+    for _ in range(4):
+        _fail(opener, token)
+    assert opener.breaker.current_state == "open"
+    # What the other process's gauge says until it learns otherwise (one gauge per process in
+    # production; one registry here): closed, and no state refresh due for 5 s.
+    breaker_mod.metrics.set_circuit_state("closed")
+    monkeypatch.setattr(breaker_mod, "_refreshed_at", time.monotonic())
+    assert other.breaker._state.name == "closed"
+
+    assert _fail(other, token) == "open"
+    assert upstream.calls == 4  # failed fast: no call
+    assert other.breaker._state.name == "open"
+    assert REGISTRY.get_sample_value("rozitech_remote_auth_circuit_state") == 1
+
+
+@needs_redis
+def test_the_gauge_says_open_while_another_worker_holds_the_trial_call(
+    upstream, flushed, monkeypatch
+):
+    upstream.respond(500)
+    from prometheus_client import REGISTRY
+
+    cfg = _cfg(upstream.url, flushed)
+    opener, other = AuthClient(cfg), AuthClient(cfg)
+    token = make_token("u-1", "a@example.com")
+    for _ in range(4):
+        _fail(opener, token)
+    time.sleep(1.05)  # past the reset timeout: the next call is the trial call
+    storage = opener.breaker._state_storage
+    assert storage.acquire_trial(5)  # the opener's trial call is under way
+    breaker_mod.metrics.set_circuit_state("closed")
+    monkeypatch.setattr(breaker_mod, "_refreshed_at", time.monotonic())
+    assert _fail(other, token) == "open"
+    assert REGISTRY.get_sample_value("rozitech_remote_auth_circuit_state") == 1
+    storage.release_trial()
+
+
+@pytest.mark.parametrize(
+    ("url", "cls"),
+    [
+        ("redis://cache:6379/0", "GatedConnection"),
+        ("rediss://:pw@cache:6380/0", "GatedSSLConnection"),
+        ("unix:///run/redis.sock", "GatedUnixDomainSocketConnection"),
+    ],
+)
+def test_each_url_scheme_keeps_its_transport_and_remembers_outages(url, cls):
+    import redis
+
+    pool = redis.ConnectionPool.from_url(url, **sharedredis.connection_options(url, 0.25))
+    connection = pool.make_connection()
+    assert type(connection).__name__ == cls
+    assert connection.socket_timeout == 0.25
+    assert connection.socket_connect_timeout == 0.25
+    assert connection.retry.get_retries() == 1
+    pool.disconnect()

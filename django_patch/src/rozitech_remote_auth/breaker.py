@@ -1,4 +1,4 @@
-"""Circuit breaker towards the auth server (pybreaker) (DESIGN §4.3).
+"""Circuit breaker towards the auth server (pybreaker); rule R8 of ``docs/architecture.md``.
 
 What counts is decided by :meth:`.client.AuthClient.fetch_me`: transport failures (refused/reset
 connections, timeouts), 5xx and 429 count; answers about one identity (401, 403, a malformed 200
@@ -40,10 +40,13 @@ __all__ = [
     "STATE_REFRESH_SECONDS",
     "CircuitOpen",
     "SharedCircuitStorage",
+    "adopt_state",
     "build_breaker",
     "guarded",
+    "redis_client",
     "seconds_until_trial",
     "shared_storage",
+    "trial_due",
 ]
 
 logger = logging.getLogger("rozitech_remote_auth")
@@ -229,17 +232,22 @@ class SharedCircuitStorage(pybreaker.CircuitBreakerStorage):
         self._shared(lambda: self._redis.delete(self._key("trial")), None)
 
 
-def shared_storage(url: str, socket_timeout: float, scope: str) -> SharedCircuitStorage:
-    """A :class:`SharedCircuitStorage` on the Redis at ``url`` (``AUTH_SERVICE_CACHE_URL``).
+def redis_client(url: str, socket_timeout: float) -> Any:
+    """A ``redis.Redis`` for ``url`` (``AUTH_SERVICE_CACHE_URL``): short socket timeouts, and an
+    outage remembered for every user of that Redis in this process (:mod:`.sharedredis`)."""
+    import redis
+
+    from .sharedredis import connection_options
+
+    return redis.Redis.from_url(url, **connection_options(url, socket_timeout))
+
+
+def shared_storage(client: Any, scope: str) -> SharedCircuitStorage:
+    """A :class:`SharedCircuitStorage` on the Redis ``client`` (see :func:`redis_client`).
 
     ``scope`` (the auth server's URL) is hashed into the key namespace: apps that share a Redis
     but talk to different auth servers keep separate circuits.
     """
-    import redis
-
-    client = redis.Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-    )
     digest = hashlib.sha256(scope.encode("utf-8")).hexdigest()[:16]
     return SharedCircuitStorage(client, namespace=f"rozitech_remote_auth:circuit:{digest}")
 
@@ -286,14 +294,23 @@ def refresh_state(breaker: pybreaker.CircuitBreaker, *, force: bool = False) -> 
         return
     _refreshed_at = now
     try:
-        current = breaker.current_state
-        if current != breaker._state.name:  # pybreaker's cached state object (pinned 1.4)
-            with breaker._lock:
-                breaker._state = breaker._create_new_state(current, notify=False)
-            logger.info("auth server circuit breaker: now %s (changed by another process)", current)
-        metrics.set_circuit_state(current)
+        adopt_state(breaker, breaker.current_state)
     except Exception as exc:  # a broken state store must never fail a request
         logger.warning("circuit breaker: state refresh failed: %s", type(exc).__name__)
+
+
+def adopt_state(breaker: pybreaker.CircuitBreaker, current: str) -> None:
+    """Make ``current`` (the state the storage holds) this process's view and publish it on the
+    circuit gauge, *without* pybreaker's transition side effects (noticing "open" late must not
+    move the shared opening time; noticing "closed" late must not reset the shared failure
+    count).  Called by :func:`refresh_state` and whenever this process fails fast on a circuit
+    another process opened, so the gauge of every worker and host that refuses calls says open.
+    """
+    if current != breaker._state.name:  # pybreaker's cached state object (pinned 1.4)
+        with breaker._lock:
+            breaker._state = breaker._create_new_state(current, notify=False)
+        logger.info("auth server circuit breaker: now %s (changed by another process)", current)
+    metrics.set_circuit_state(current)
 
 
 def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float | None:
@@ -311,7 +328,7 @@ def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float | None:
     return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
 
 
-def _trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
+def trial_due(breaker: pybreaker.CircuitBreaker) -> bool:
     """Whether the next call would be a trial call (half-open, or open past the reset timeout)."""
     state = breaker.current_state
     if state == pybreaker.STATE_HALF_OPEN:
@@ -333,8 +350,9 @@ def guarded(breaker: pybreaker.CircuitBreaker, trial_seconds: float = 10.0) -> I
     others fail fast instead of all waiting on a hanging auth server together.
     """
     storage = breaker._state_storage
-    slot = isinstance(storage, SharedCircuitStorage) and _trial_due(breaker)
+    slot = isinstance(storage, SharedCircuitStorage) and trial_due(breaker)
     if slot and not storage.acquire_trial(trial_seconds):
+        adopt_state(breaker, breaker.current_state)  # open (or half-open) elsewhere: say so here
         raise CircuitOpen("a trial call towards the auth server is in progress elsewhere")
     try:
         ctx: Any = breaker.calling()

@@ -1,4 +1,4 @@
-"""Client for the auth server's identity endpoint (DESIGN §3, §4.3).
+"""Client for the auth server's identity endpoint; rules R1, R7-R10 of ``docs/architecture.md``.
 
 ``GET {AUTH_SERVICE_URL}/api/auth/me`` with ``Authorization: Bearer <token>`` (RFC 6750 §2.1).
 
@@ -10,39 +10,60 @@
 * a circuit breaker (:mod:`.breaker`) counting what says the auth server is in trouble: transport
   failures, timeouts, 5xx and 429 (:data:`BREAKER_COUNTED_STATUSES`); never answers about one
   identity (401, 403, a 200 whose identity is malformed: :class:`IdentityAnswerInvalid`);
+* a bulkhead (:mod:`.bulkhead`): at most ``AUTH_SERVICE_BULKHEAD_SLOTS`` calls per host wait on
+  the auth server at once; the others fail fast (:class:`~.bulkhead.BulkheadFull`);
+* a read timeout that follows the observed latency (:mod:`.latency`), between
+  ``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN`` and ``AUTH_SERVICE_TIMEOUT``; a half-open circuit's trial
+  call always gets the full ``AUTH_SERVICE_TIMEOUT``;
+* every answer's rate-limit headers are read (:mod:`.ratelimit`);
 * redirects are not followed (a redirect is a misconfiguration, reported as unavailable);
 * bodies larger than :data:`MAX_BODY_BYTES` are refused.
 
 :meth:`AuthClient.fetch_me` returns an :class:`UpstreamAnswer` for every HTTP answer the contract
 knows (200 with an identity, 401, 403, 429, other 4xx) and raises :class:`UpstreamFailure`
-(``reason`` ``unavailable`` or ``timeout``) or :data:`~.breaker.CircuitOpen` otherwise.
+(``reason`` ``unavailable`` or ``timeout``), :data:`~.breaker.CircuitOpen` or
+:class:`~.bulkhead.BulkheadFull` otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pybreaker
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from . import __version__, metrics
-from .breaker import build_breaker, guarded, shared_storage
+from . import __version__, metrics, ratelimit
+from .breaker import (
+    CircuitOpen,
+    adopt_state,
+    build_breaker,
+    guarded,
+    redis_client,
+    shared_storage,
+    trial_due,
+)
+from .bulkhead import Bulkhead, BulkheadFull, default_directory
 from .conf import RemoteAuthSettings, add_reset_hook, get_settings
 from .identity import MalformedIdentity, RemoteIdentity, parse_me_response
+from .latency import LatencyEstimate
 from .retry_after import parse_retry_after
+from .sharedflight import SharedFlight
 from .transport import DeadlineAdapter, deadline
 
 __all__ = [
     "BREAKER_COUNTED_STATUSES",
     "MAX_BODY_BYTES",
     "AuthClient",
+    "BulkheadFull",
     "IdentityAnswerInvalid",
     "UpstreamAnswer",
     "UpstreamFailure",
@@ -52,6 +73,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rozitech_remote_auth")
+
+#: A call queues behind a bulkhead slot's holder at least this long (seconds), whatever the
+#: observed latency, while the holder is younger and the budget allows.
+MIN_PATIENCE_SECONDS = 0.1
 
 #: Largest accepted ``/api/auth/me`` body (decoded), bytes.
 MAX_BODY_BYTES = 256 * 1024
@@ -154,38 +179,82 @@ class AuthClient:
         self.cfg = cfg
         self.pid = os.getpid()
         self.session = _build_session(cfg)
-        storage = (
-            shared_storage(cfg.cache_url, cfg.cache_socket_timeout, cfg.url)
-            if cfg.cache_url
-            else None
-        )
+        redis = redis_client(cfg.cache_url, cfg.cache_socket_timeout) if cfg.cache_url else None
+        storage = shared_storage(redis, cfg.url) if redis is not None else None
+        #: cross-process, cross-host single-flight (:mod:`.sharedflight`), with a shared cache only
+        self.flight = SharedFlight(redis) if redis is not None else None
         self.breaker: pybreaker.CircuitBreaker = build_breaker(
             cfg.breaker_fail_max, cfg.breaker_reset_timeout, storage
         )
         # A malformed identity proves the server answers: a success for the breaker, not a failure.
         self.breaker.add_excluded_exception(IdentityAnswerInvalid)
+        directory = Path(cfg.bulkhead_dir) if cfg.bulkhead_dir else default_directory(cfg.url)
+        self.bulkhead = (
+            Bulkhead(directory, cfg.bulkhead_slots, cfg.bulkhead_wait)
+            if cfg.bulkhead_slots > 0
+            else None
+        )
+        self.latency = LatencyEstimate(directory / "latency" if self.bulkhead else None)
 
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
 
+    def read_timeout(self, trial: bool = False) -> float:
+        """The read timeout of the next call, seconds (see :mod:`.latency`)."""
+        if trial or self.cfg.adaptive_timeout_min <= 0:
+            return self.cfg.timeout
+        return self.latency.timeout(self.cfg.adaptive_timeout_min, self.cfg.timeout)
+
+    def _wait(self, trial: bool) -> float:
+        """How long a call may queue for a bulkhead slot: never for a trial call (another
+        worker's trial answers for the host), else ``AUTH_SERVICE_BULKHEAD_WAIT`` but no longer
+        than an answer normally takes (``SRTT + 4 RTTVAR``, :mod:`.latency`): a holder older
+        than that is waiting on a slow or hanging auth server, and queueing behind it would only
+        take another worker away from the requests that need none."""
+        if trial:
+            return 0.0
+        expected = self.latency.expected()
+        if expected is None or self.cfg.adaptive_timeout_min <= 0:
+            return self.cfg.bulkhead_wait
+        # at least 0.1 s: scheduling jitter on a busy host is not a slow auth server
+        return min(self.cfg.bulkhead_wait, max(expected, MIN_PATIENCE_SECONDS))
+
     def fetch_me(self, token: str) -> UpstreamAnswer:
-        """``GET /api/auth/me`` for ``token`` under the breaker, retry policy and deadline.
+        """``GET /api/auth/me`` for ``token``: breaker, bulkhead, retry policy and deadline.
 
         Raises :class:`UpstreamFailure` (transport failure, 5xx, answer outside the contract,
-        deadline; :class:`IdentityAnswerInvalid` for a malformed 200) or
-        :data:`~.breaker.CircuitOpen` (failed fast, no request made).
+        deadline; :class:`IdentityAnswerInvalid` for a malformed 200),
+        :data:`~.breaker.CircuitOpen` (failed fast, no request made) or
+        :class:`~.bulkhead.BulkheadFull` (every call slot of the host busy: no request made, the
+        breaker not touched).
         """
-        try:
-            with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
-                answer = self._fetch_with_retry(token)
-                if answer.status in BREAKER_COUNTED_STATUSES:
-                    raise _CountedAnswer(answer)
-                return answer
-        except _CountedAnswer as counted:
-            return counted.answer
+        trial = trial_due(self.breaker)
+        state = self.breaker.current_state
+        if not trial and state == pybreaker.STATE_OPEN:
+            # before queueing for a slot; the circuit may have been opened by another worker or
+            # host (shared state): this worker's gauge must say open too
+            adopt_state(self.breaker, state)
+            raise CircuitOpen("the circuit is open")
+        read_timeout = self.read_timeout(trial)
+        call_seconds = min(self.cfg.total_timeout, self.cfg.connect_timeout + read_timeout)
+        with contextlib.ExitStack() as stack:
+            if self.bulkhead is not None:
+                try:
+                    stack.enter_context(self.bulkhead.slot(call_seconds, wait=self._wait(trial)))
+                # e.g. a read-only directory: no bound rather than no service
+                except OSError as exc:
+                    logger.warning("bulkhead unusable (%s): calling without it", type(exc).__name__)
+            try:
+                with guarded(self.breaker, trial_seconds=self.cfg.total_timeout + 1):
+                    answer = self._fetch_with_retry(token, read_timeout)
+                    if answer.status in BREAKER_COUNTED_STATUSES:
+                        raise _CountedAnswer(answer)
+                    return answer
+            except _CountedAnswer as counted:
+                return counted.answer
 
-    def _fetch_with_retry(self, token: str) -> UpstreamAnswer:
+    def _fetch_with_retry(self, token: str, read_timeout: float) -> UpstreamAnswer:
         deadline_at = time.monotonic() + self.cfg.total_timeout
         last: _ConnectFailed | None = None
         for attempt in (1, 2):
@@ -193,7 +262,7 @@ class AuthClient:
             if remaining <= 0:
                 break
             try:
-                return self._fetch_once(token, remaining)
+                return self._fetch_once(token, remaining, read_timeout)
             except _ConnectFailed as exc:
                 last = exc
                 logger.info("auth server connect failed (attempt %d): %s", attempt, exc.detail)
@@ -201,8 +270,9 @@ class AuthClient:
             raise UpstreamFailure(last.reason, last.detail)
         raise UpstreamFailure(metrics.TIMEOUT, "total deadline exhausted")
 
-    def _fetch_once(self, token: str, remaining: float) -> UpstreamAnswer:
-        timeout = (min(self.cfg.connect_timeout, remaining), min(self.cfg.timeout, remaining))
+    def _fetch_once(self, token: str, remaining: float, read_timeout: float) -> UpstreamAnswer:
+        timeout = (min(self.cfg.connect_timeout, remaining), min(read_timeout, remaining))
+        started = time.monotonic()
         with deadline(remaining) as watch:
             try:
                 response = self.session.get(
@@ -233,6 +303,8 @@ class AuthClient:
                 raise UpstreamFailure(reason, type(exc).__name__) from None
             if watch.expired:
                 raise UpstreamFailure(metrics.TIMEOUT, "total deadline exceeded")
+        self.latency.observe(time.monotonic() - started)
+        ratelimit.observe(response.headers, response.status_code, self.cfg.cache_alias)
         return self._interpret(response.status_code, response.headers, body)
 
     @staticmethod

@@ -53,6 +53,20 @@ Settings table, each with its default from :class:`RemoteAuthSettings`):
     ... only when the auth server says ``emailVerified: true`` (absent = not verified)
 ``AUTH_SERVICE_LINK_PRIVILEGED``
     ... also when that local user is staff or superuser
+``AUTH_SERVICE_BULKHEAD_SLOTS``
+    auth-server calls one host may wait on at once (:mod:`.bulkhead`); ``0``: no bound
+``AUTH_SERVICE_BULKHEAD_WAIT``
+    seconds a call waits for a slot whose holder is younger than this; past it: 503 at once
+``AUTH_SERVICE_BULKHEAD_DIR``
+    host-local directory of the slots' lock files; empty: ``$RUNTIME_DIRECTORY`` or the temp dir
+``AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN``
+    floor of the read timeout that follows observed latency (:mod:`.latency`); ``0``: always
+    ``AUTH_SERVICE_TIMEOUT``
+``AUTH_SERVICE_RATELIMIT_LOW_RATIO``
+    the auth server's budget is "low" at or below this share of its limit (:mod:`.ratelimit`)
+``AUTH_SERVICE_MAX_STALENESS``
+    while it is low: seconds a verified identity may be served from the cache (never past ``exp``
+    minus the leeway); at most ``AUTH_SERVICE_CACHE_TTL`` when lower
 
 Identity linking (:mod:`.users`): a local user is bound to the auth server's stable user id by
 :class:`~.models.IdentityLink`; the three ``AUTH_SERVICE_LINK_*`` keys only govern the *first*
@@ -128,10 +142,17 @@ class RemoteAuthSettings:
     link_by_email: bool = True
     link_require_verified_email: bool = True
     link_privileged: bool = False
+    # -- bulkhead, adaptive read timeout, rate-limit-aware caching --
+    bulkhead_slots: int = 1
+    bulkhead_wait: float = 0.5
+    bulkhead_dir: str | None = None
+    adaptive_timeout_min: float = 0.5
+    ratelimit_low_ratio: float = 0.25
+    max_staleness: int = 900
 
     @property
     def me_url(self) -> str:
-        """``{AUTH_SERVICE_URL}/api/auth/me``: the identity endpoint (DESIGN §3)."""
+        """``{AUTH_SERVICE_URL}/api/auth/me``: the identity endpoint (rule R1)."""
         return f"{self.url}/api/auth/me"
 
 
@@ -189,6 +210,20 @@ def _positive_float(key: str, value: Any) -> float:
     number = _number(key, value, integer=False)
     if number <= 0:
         raise RemoteAuthConfigError(key, f"must be > 0, got {value!r}")
+    return number
+
+
+def _non_negative_float(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if number < 0:
+        raise RemoteAuthConfigError(key, f"must be >= 0, got {value!r}")
+    return number
+
+
+def _ratio(key: str, value: Any) -> float:
+    number = _number(key, value, integer=False)
+    if not 0 <= number <= 1:
+        raise RemoteAuthConfigError(key, f"must be between 0 and 1, got {value!r}")
     return number
 
 
@@ -294,6 +329,13 @@ _SPEC: tuple[tuple[str, str, _Parser], ...] = (
     ("AUTH_SERVICE_LINK_BY_EMAIL", "link_by_email", _parse_bool),
     ("AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL", "link_require_verified_email", _parse_bool),
     ("AUTH_SERVICE_LINK_PRIVILEGED", "link_privileged", _parse_bool),
+    # -- bulkhead, adaptive read timeout, rate-limit-aware caching --
+    ("AUTH_SERVICE_BULKHEAD_SLOTS", "bulkhead_slots", _non_negative_int),
+    ("AUTH_SERVICE_BULKHEAD_WAIT", "bulkhead_wait", _non_negative_float),
+    ("AUTH_SERVICE_BULKHEAD_DIR", "bulkhead_dir", _optional_str),
+    ("AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN", "adaptive_timeout_min", _non_negative_float),
+    ("AUTH_SERVICE_RATELIMIT_LOW_RATIO", "ratelimit_low_ratio", _ratio),
+    ("AUTH_SERVICE_MAX_STALENESS", "max_staleness", _non_negative_int),
 )
 
 #: Every key this package reads, in documentation order.
@@ -321,16 +363,26 @@ def parse_settings(raw: Mapping[str, Any]) -> RemoteAuthSettings:
 def shared_cache_config(parsed: RemoteAuthSettings) -> dict[str, Any]:
     """The ``CACHES`` entry for ``AUTH_SERVICE_CACHE_URL``: Django's built-in Redis backend.
 
-    Short socket timeouts (``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT``) keep a Redis outage a quick
-    cache miss (:mod:`rozitech_remote_auth.cache`) instead of a slow request.
+    Its ``OPTIONS`` are :func:`.sharedredis.connection_options`: short socket timeouts
+    (``AUTH_SERVICE_CACHE_SOCKET_TIMEOUT``), one retry on a connection error, and a connection
+    class that remembers an outage, so a Redis outage is a quick cache miss
+    (:mod:`rozitech_remote_auth.cache`) instead of a slow request.  Without the ``redis`` package
+    (check ``E006`` names it) only the timeouts are set.
     """
+    url = parsed.cache_url or ""
+    try:
+        from .sharedredis import connection_options
+    except ImportError:
+        options: dict[str, Any] = {
+            "socket_connect_timeout": parsed.cache_socket_timeout,
+            "socket_timeout": parsed.cache_socket_timeout,
+        }
+    else:
+        options = connection_options(url, parsed.cache_socket_timeout)
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": parsed.cache_url,
-        "OPTIONS": {
-            "socket_connect_timeout": parsed.cache_socket_timeout,
-            "socket_timeout": parsed.cache_socket_timeout,
-        },
+        "OPTIONS": options,
     }
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the remote-auth patch (DESIGN §4.7).
+"""Prometheus metrics of the remote-auth patch; rule R14 of ``docs/architecture.md``.
 
 Multiprocess-safe: when ``PROMETHEUS_MULTIPROC_DIR`` is set before ``prometheus_client`` is
 imported (gunicorn with several workers), values live in per-process files in that directory and
@@ -18,13 +18,19 @@ e-mail address or a user id.
   ``linked_to_other``, ``ambiguous_email``, ``linking_disabled``, ``unrepresentable``); each is
   also a verification failure with reason ``refused``;
 * ``rozitech_remote_auth_circuit_state`` (gauge): 0 closed, 1 open, 2 half-open; in
-  multiprocess mode the maximum over live workers (``livemax``).
+  multiprocess mode the maximum over live workers (``livemax``);
+* ``rozitech_remote_auth_upstream_ratelimit_remaining`` / ``..._limit`` / ``..._reset_seconds``
+  (gauges): the auth server's rate-limit budget for this app's address as its last answer
+  announced (:mod:`.ratelimit`; the most recent over live workers);
+* ``rozitech_remote_auth_stale_hits_total`` (counter): cached identities served past
+  ``AUTH_SERVICE_CACHE_TTL`` (at most ``AUTH_SERVICE_MAX_STALENESS``) because the budget is low.
 
 ``reason`` values: ``invalid`` (upstream 401), ``forbidden`` (upstream 403), ``rate_limited``
 (upstream 429), ``unavailable`` (refused/reset connection, 5xx, unexpected answer),
 ``timeout`` (connect/read timeout or total deadline), ``circuit_open`` (failed fast),
 ``malformed`` (Bearer credentials break RFC 6750 §2.1; no upstream call), ``refused`` (the
-auth server vouched for the token but no local user may be given to it: 403).
+auth server vouched for the token but no local user may be given to it: 403), ``bulkhead_full``
+(every auth-server call slot of the host busy past its wait budget: failed fast, no call).
 A *verification* is one attempt to establish an identity that the cache could not answer
 (requests coalesced by single-flight count once), plus each malformed Bearer header.
 """
@@ -43,6 +49,10 @@ __all__ = [
     "FAILURE_REASONS",
     "LINK_REFUSALS",
     "LINK_REFUSAL_REASONS",
+    "RATELIMIT_LIMIT",
+    "RATELIMIT_REMAINING",
+    "RATELIMIT_RESET",
+    "STALE_HITS",
     "VERIFY_DURATION",
     "VERIFY_FAILURES",
     "VERIFY_REQUESTS",
@@ -50,6 +60,7 @@ __all__ = [
     "record_link_refusal",
     "record_success",
     "set_circuit_state",
+    "set_ratelimit",
 ]
 
 INVALID: Final = "invalid"
@@ -60,6 +71,7 @@ TIMEOUT: Final = "timeout"
 CIRCUIT_OPEN: Final = "circuit_open"
 MALFORMED: Final = "malformed"
 REFUSED: Final = "refused"
+BULKHEAD_FULL: Final = "bulkhead_full"
 
 FAILURE_REASONS: Final = (
     INVALID,
@@ -70,6 +82,7 @@ FAILURE_REASONS: Final = (
     CIRCUIT_OPEN,
     MALFORMED,
     REFUSED,
+    BULKHEAD_FULL,
 )
 
 #: Why a remote identity was refused a local user (``rozitech_remote_auth_link_refusals_total``).
@@ -121,6 +134,26 @@ CIRCUIT_STATE = Gauge(
     multiprocess_mode="livemostrecent",
 )
 
+RATELIMIT_REMAINING = Gauge(
+    "rozitech_remote_auth_upstream_ratelimit_remaining",
+    "Requests left in the auth server's rate-limit window, as its last /api/auth/me answer said.",
+    multiprocess_mode="livemostrecent",
+)
+RATELIMIT_LIMIT = Gauge(
+    "rozitech_remote_auth_upstream_ratelimit_limit",
+    "Requests allowed per rate-limit window, as the auth server's last /api/auth/me answer said.",
+    multiprocess_mode="livemostrecent",
+)
+RATELIMIT_RESET = Gauge(
+    "rozitech_remote_auth_upstream_ratelimit_reset_seconds",
+    "Seconds until the auth server's rate-limit window resets, as of its last answer.",
+    multiprocess_mode="livemostrecent",
+)
+STALE_HITS = Counter(
+    "rozitech_remote_auth_stale_hits",
+    "Cached identities served past AUTH_SERVICE_CACHE_TTL because the rate-limit budget is low.",
+)
+
 for _result in ("success", "failure"):
     VERIFY_REQUESTS.labels(result=_result)
 for _reason in FAILURE_REASONS:
@@ -150,6 +183,13 @@ def record_failure(reason: str, duration: float | None = None) -> None:
         VERIFY_DURATION.observe(duration)
     VERIFY_REQUESTS.labels(result="failure").inc()
     VERIFY_FAILURES.labels(reason=reason).inc()
+
+
+def set_ratelimit(limit: int, remaining: int, reset_seconds: int) -> None:
+    """Publish the auth server's announced rate-limit budget."""
+    RATELIMIT_LIMIT.set(limit)
+    RATELIMIT_REMAINING.set(remaining)
+    RATELIMIT_RESET.set(reset_seconds)
 
 
 def set_circuit_state(state_name: str) -> None:
