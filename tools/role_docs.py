@@ -145,15 +145,22 @@ def variable_table(role: str) -> str:
     return "\n".join(parts)
 
 
+def between_markers(current: str, begin: str, end: str, block: str, where: str) -> str:
+    """``current`` with everything from ``begin`` to ``end`` (both included) replaced by ``block``."""
+    if begin not in current or end not in current:
+        raise SystemExit(f"{where}: the markers '{begin}' / '{end}' are missing")
+    head, rest = current.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + block + tail
+
+
 def readme_with_table(role: str, current: str | None) -> str:
     table = variable_table(role)
     if current is None:
         short = spec_of(role)["main"].get("short_description", "")
         return f"# Role `{role}`\n\n{short}.\n\n## Variables\n\n{table}\n"
     if BEGIN_VARS in current and END_VARS in current:
-        head, rest = current.split(BEGIN_VARS, 1)
-        _, tail = rest.split(END_VARS, 1)
-        return head + table + tail
+        return between_markers(current, BEGIN_VARS, END_VARS, table, f"roles/{role}/README.md")
     return current.rstrip("\n") + "\n\n## Variables\n\n" + table + "\n"
 
 
@@ -181,11 +188,7 @@ def env_block() -> str:
 
 
 def defaults_with_env_block(current: str) -> str:
-    if BEGIN_ENV not in current or END_ENV not in current:
-        raise SystemExit(f"roles/{ENV_ROLE}/defaults/main.yml: the markers '{BEGIN_ENV}' / '{END_ENV}' are missing")
-    head, rest = current.split(BEGIN_ENV, 1)
-    _, tail = rest.split(END_ENV, 1)
-    return head + env_block() + tail
+    return between_markers(current, BEGIN_ENV, END_ENV, env_block(), f"roles/{ENV_ROLE}/defaults/main.yml")
 
 
 # -- django_patch: the settings table, from conf.py (read with ast: no Django needed) ----------------
@@ -244,11 +247,7 @@ def settings_table() -> str:
 
 
 def patch_readme(current: str) -> str:
-    if BEGIN_SETTINGS not in current or END_SETTINGS not in current:
-        raise SystemExit(f"django_patch/README.md: the markers '{BEGIN_SETTINGS}' / '{END_SETTINGS}' are missing")
-    head, rest = current.split(BEGIN_SETTINGS, 1)
-    _, tail = rest.split(END_SETTINGS, 1)
-    return head + settings_table() + tail
+    return between_markers(current, BEGIN_SETTINGS, END_SETTINGS, settings_table(), "django_patch/README.md")
 
 
 def check_patch_settings() -> list[str]:
