@@ -33,7 +33,19 @@ NUMBERS_TASK = next(t for n, t in PREFLIGHT.items() if n.startswith("Check the n
 ORDER_TASK = next(t for n, t in PREFLIGHT.items() if n.startswith("Check the timeouts' order"))
 
 #: Settings of the patch the role has no variable for (set with remote_auth_extra_env).
-PATCH_ONLY = {"AUTH_SERVICE_LINK_BY_EMAIL", "AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL", "AUTH_SERVICE_LINK_PRIVILEGED"}
+PATCH_ONLY = {
+    "AUTH_SERVICE_LINK_BY_EMAIL",
+    "AUTH_SERVICE_LINK_REQUIRE_VERIFIED_EMAIL",
+    "AUTH_SERVICE_LINK_PRIVILEGED",
+    # The bulkhead, the adaptive read timeout and the rate-limit-aware caching (issue 14): the patch's
+    # defaults are the production defaults; no role variable yet.
+    "AUTH_SERVICE_BULKHEAD_SLOTS",
+    "AUTH_SERVICE_BULKHEAD_WAIT",
+    "AUTH_SERVICE_BULKHEAD_DIR",
+    "AUTH_SERVICE_ADAPTIVE_TIMEOUT_MIN",
+    "AUTH_SERVICE_RATELIMIT_LOW_RATIO",
+    "AUTH_SERVICE_MAX_STALENESS",
+}
 URL = "https://auth.example.com"
 TIMEOUT_KEYS = ("AUTH_SERVICE_CONNECT_TIMEOUT", "AUTH_SERVICE_TIMEOUT", "AUTH_SERVICE_TOTAL_TIMEOUT")
 
