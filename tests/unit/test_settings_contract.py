@@ -255,3 +255,54 @@ def test_the_service_url_rules(value: str, role: bool, patch: bool) -> None:
 def test_the_cache_url_rules(value: str, role: bool, patch: bool) -> None:
     assert role_accepts_url(REDIS_TASK, "remote_auth_cache_url", value) is role
     assert patch_accepts_url("AUTH_SERVICE_CACHE_URL", value) is patch
+
+
+# -- one line per .env key ------------------------------------------------------------------------------
+
+ONE_LINE_TASK = PREFLIGHT["Check every value written to .env is one line (no control characters)"]
+EXTRA_ENV_TASK = PREFLIGHT["Check remote_auth_extra_env (names like AUTH_SERVICE_X, one-line values)"]
+
+
+def assert_holds(task: dict[str, Any], variables: dict[str, Any]) -> bool:
+    that = task["ansible.builtin.assert"]["that"]
+    engine = templar(variables)
+    return all(engine.evaluate_conditional(trust_as_template(c)) for c in ([that] if isinstance(that, str) else that))
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("rozitech-saas-admin", True),
+        ("", True),
+        ("https://auth.example.com", True),
+        ("ua\nAUTH_SERVICE_BRIDGE_SIMPLEJWT=false", False),
+        ("ua\rAUTH_SERVICE_ISSUER=x", False),
+        ("tab\tinside", False),
+        ("nul\x00", False),
+    ],
+)
+def test_a_value_with_a_line_break_never_reaches_env(value: str, ok: bool) -> None:
+    """A line break would make configure.yml's KEY=value line write a second key (seen: ISSUER smuggling)."""
+    entry = {"key": "AUTH_SERVICE_ISSUER", "value": TABLE["AUTH_SERVICE_ISSUER"]}
+    assert assert_holds(ONE_LINE_TASK, {"item": entry, "_remote_auth_value": value}) is ok
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("AUTH_SERVICE_BULKHEAD_SLOTS", "2", True),
+        ("AUTH_SERVICE_MAX_STALENESS", 600, True),
+        ("AUTH_SERVICE_X", "a\nAUTH_SERVICE_URL=https://evil.example", False),
+        ("AUTH SERVICE", "1", False),
+        ("AUTH_SERVICE_X=1\nY", "1", False),
+    ],
+)
+def test_extra_env_names_and_values(key: str, value: Any, ok: bool) -> None:
+    assert assert_holds(EXTRA_ENV_TASK, {"item": key, "remote_auth_extra_env": {key: value}}) is ok
+
+
+def test_the_service_url_message_hides_a_password() -> None:
+    message = templar({"remote_auth_service_url": "https://ops:S3cretPw@auth.example.com"}).template(
+        trust_as_template(URL_TASK["ansible.builtin.assert"]["fail_msg"])
+    )
+    assert "S3cretPw" not in message and "https://***@auth.example.com" in message
