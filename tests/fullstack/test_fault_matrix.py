@@ -288,8 +288,13 @@ def test_auth_server_429_storm(sandbox: Sandbox) -> None:
             assert answer.status != 401
             assert_503_with_retry_after(answer)
         assert [a.headers["Retry-After"] for a in answers[:5]] == ["37"] * 5
-        assert all(int(a.headers["Retry-After"]) <= BREAKER_RESET for a in answers[5:])
-        assert calls + 5 <= sandbox.me_calls() <= calls + 6, "no upstream call once the circuit is open"
+        made = sandbox.me_calls() - calls
+        assert 5 <= made <= 6, "no upstream call once the circuit is open (one more may have been under way)"
+        # After the circuit opened: the time left until its trial call (<= BREAKER_RESET), or the auth server's
+        # own 37 s for the one call that may still have been under way when it opened (R8: the later of the two).
+        later = [a.headers["Retry-After"] for a in answers[5:]]
+        assert all(int(value) <= BREAKER_RESET or value == "37" for value in later), later
+        assert later.count("37") <= made - 5, later
         for app in APPS:
             assert sandbox.app_metric(app, FAILURES, reason="rate_limited") >= 1
         # Monitoring: the probe backs off on 429, the budget reads 0 left, the app counts rate_limited failures.
