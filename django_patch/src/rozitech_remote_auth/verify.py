@@ -115,14 +115,11 @@ def _lead(
         return _verify(token, claims, key, cfg)
     try:
         with flight.lead(key, hold=cfg.total_timeout + 1, wait=cfg.total_timeout + 1) as waited:
-            # Looked up again under the lock, also when it was free: another caller may have
-            # verified the token and released the lock between this caller's cache miss and its
-            # lock (seen on two hosts: 102 calls for 100 new tokens without this second look).
-            cached = cache_get(cfg.cache_alias, key)
-            hit = _from_cache(cached, cfg) if cached is not None else None
-            if hit is not None:
-                return hit
             if waited:
+                cached = cache_get(cfg.cache_alias, key)
+                hit = _from_cache(cached, cfg) if cached is not None else None
+                if hit is not None:
+                    return hit
                 refusal = flight.refusal(key)
                 if refusal is not None:
                     return Refused(refusal[0], retry_after=refusal[1])
